@@ -1,0 +1,38 @@
+r"""Table 2 style sweep: accuracy (and NLL, ECE) over label-smoothing alphas, mean over seeds.
+
+  python -m experiments.accuracy_table --model=fc --dataset=mnist \
+      --output_dir=results/mnist_fc_sweep
+Finished points are collected, unfinished ones trained (a killed sweep resumes).
+"""
+from absl import flags
+
+from experiments import common
+
+flags.DEFINE_string('output_dir', None, 'Sweep directory (one run directory per point).')
+flags.mark_flag_as_required('output_dir')
+flags.DEFINE_list('alphas', ['0', '0.05', '0.1', '0.15', '0.3'], 'Label-smoothing values.')
+flags.DEFINE_list('seeds', ['0'], 'Seeds per alpha (paper: 5).')
+flags.DEFINE_enum('split', 'test', ['validation', 'test'], 'Split reported in the table.')
+common.define_recipe_flags(default_model='fc')
+common.define_data_flags()
+common.define_runtime_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  strategy = common.make_strategy()
+  overrides = common.recipe_overrides()
+  results = sweep.run_grid(FLAGS.output_dir, FLAGS.model, [float(a) for a in FLAGS.alphas],
+                           [int(s) for s in FLAGS.seeds], overrides, data_dir=FLAGS.data_dir,
+                           strategy=strategy, jit_compile=FLAGS.jit_compile,
+                           checkpoint_every=FLAGS.checkpoint_every)
+  dataset = recipes.recipe(FLAGS.model, **overrides).dataset
+  print(sweep.write_table(sweep.accuracy_rows(results, FLAGS.split), FLAGS.output_dir,
+                          FLAGS.model, dataset, FLAGS.split))
+
+
+if __name__ == '__main__':
+  common.run(main)

@@ -1,0 +1,98 @@
+"""Flags and start-up shared by the binaries: recipe overrides, strategy, one-line user errors."""
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+from absl import app  # pylint: disable=g-import-not-at-top
+from absl import flags
+
+FLAGS = flags.FLAGS
+DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                '..', 'shared', 'datasets')
+
+
+def define_data_flags():
+  flags.DEFINE_string('data_dir', os.path.normpath(DEFAULT_DATA_DIR),
+                      'Folder with the raw dataset files (mnist/, cifar-10-batches-bin/, ...); '
+                      'tfds is tried when they are not there.')
+  flags.DEFINE_boolean('download', False, 'Let tfds download and prepare missing datasets.')
+
+
+def define_runtime_flags():
+  flags.DEFINE_enum('strategy', 'default', ['default', 'mirrored', 'multi_worker', 'tpu'],
+                    'tf.distribute strategy.')
+  flags.DEFINE_string('tpu', None, 'TPU name or address for --strategy=tpu.')
+  flags.DEFINE_integer('num_cpu_devices', 1, 'Split the CPU into this many logical devices '
+                       '(for testing --strategy=mirrored without accelerators).', lower_bound=1)
+  flags.DEFINE_boolean('jit_compile', False, 'XLA-compile the train step (fails under '
+                       'MirroredStrategy on logical CPU devices; never faster on CPU here).')
+  flags.DEFINE_integer('checkpoint_every', 1000, 'Checkpoint and log every N steps.',
+                       lower_bound=1)
+
+
+def define_recipe_flags(default_model=None):
+  """Overrides of the paper recipe; None (unset) keeps the recipe's value."""
+  flags.DEFINE_enum('model', default_model, ['fc', 'alexnet', 'resnet56'], 'Architecture.')
+  flags.DEFINE_string('dataset', None, 'mnist, fashion_mnist, emnist, cifar10 or cifar100 '
+                      '(default: the recipe\'s).')
+  flags.DEFINE_float('label_smoothing', 0.0, 'alpha in [0, 1).')
+  flags.DEFINE_enum('label_smoothing_convention', 'uniform', ['uniform', 't2t'],
+                    'uniform: y(1-a) + a/K (paper); t2t: 1-a on true class, a/(K-1) elsewhere.')
+  flags.DEFINE_integer('seed', 0, 'Seed for initialization, data order and augmentation.')
+  flags.DEFINE_integer('batch_size', None, 'Global batch size (recipe default).')
+  flags.DEFINE_integer('train_steps', None, 'Training steps (recipe default).')
+  flags.DEFINE_float('train_epochs', None, 'Training epochs over the train split; used when '
+                     '--train_steps is unset.')
+  flags.DEFINE_float('learning_rate', None, 'Base learning rate (recipe default).')
+  flags.DEFINE_enum('lr_schedule', None, ['piecewise', 'linear', 'constant'], 'LR schedule.')
+  flags.DEFINE_list('lr_boundaries', None, 'Piecewise boundaries as fractions of train_steps.')
+  flags.DEFINE_float('lr_decay_factor', None, 'Piecewise decay factor.')
+  flags.DEFINE_float('momentum', None, 'Momentum (0: plain SGD).')
+  flags.DEFINE_float('dampening', None, 'Momentum dampening (0.9: the MNIST gradient smoothing).')
+  flags.DEFINE_boolean('nesterov', None, 'Nesterov momentum.')
+  flags.DEFINE_float('last_layer_lr_multiplier', None, 'LR multiplier of the logits layer.')
+  flags.DEFINE_float('loss_multiplier', None, 'Cross-entropy multiplier (paper: 3 for CIFAR).')
+  flags.DEFINE_float('weight_decay', None, 'L2 coefficient wd in 0.5 * wd * ||w||^2.')
+  flags.DEFINE_float('clip_norm', None, 'Global-norm gradient clipping (0: off).')
+  flags.DEFINE_enum('preprocessing', None, ['alexnet_cifar', 'resnet_cifar', 'mnist_shift',
+                                            'mnist'], 'Augmentation chain.')
+  flags.DEFINE_integer('width', None, 'fc hidden width (1200 teacher, 800 student).')
+  flags.DEFINE_float('dropout', None, 'fc dropout rate.')
+  flags.DEFINE_integer('validation_size', None, 'Examples held out of the official training '
+                       'set as validation (default: 10000 CIFAR, 5000 MNIST-family).')
+  flags.register_validator('label_smoothing', lambda a: 0.0 <= a < 1.0,
+                           '--label_smoothing must be in [0, 1).')
+
+
+def recipe_overrides(**fixed):
+  """The recipe fields set on the command line, plus `fixed` ones."""
+  names = ['dataset', 'label_smoothing', 'label_smoothing_convention', 'seed', 'batch_size',
+           'train_steps', 'train_epochs', 'learning_rate', 'lr_schedule', 'lr_decay_factor',
+           'momentum', 'dampening', 'nesterov', 'last_layer_lr_multiplier', 'loss_multiplier',
+           'weight_decay', 'clip_norm', 'preprocessing', 'width', 'dropout', 'validation_size']
+  overrides = {n: FLAGS[n].value for n in names}
+  if FLAGS.lr_boundaries is not None:
+    overrides['lr_boundaries'] = tuple(float(b) for b in FLAGS.lr_boundaries)
+  overrides.update(fixed)
+  return overrides
+
+
+def make_strategy():
+  from models import training  # pylint: disable=g-import-not-at-top
+  training.configure_cpu_devices(FLAGS.num_cpu_devices)
+  return training.build_strategy(FLAGS.strategy, FLAGS.tpu)
+
+
+def run(main):
+  """app.run(main), with user mistakes reported as one line instead of a traceback."""
+  def guarded(argv):
+    from data import DataError  # pylint: disable=g-import-not-at-top
+    from models.training import RunDirError  # pylint: disable=g-import-not-at-top
+    try:
+      main(argv)
+    except (DataError, RunDirError, ValueError) as e:
+      print(f'error: {e}', file=sys.stderr)
+      sys.exit(1)
+  app.run(guarded)

@@ -1,0 +1,110 @@
+r"""Prints this project's results beside the paper's and the replication's, section by section.
+
+  python -m experiments.report [--results_dir=results] [--output=results/REPORT.md]
+Reads every table the section binaries wrote under --results_dir.
+"""
+import glob
+import json
+import os
+
+from absl import flags
+
+from experiments import common
+from experiments import reference_numbers as ref
+
+flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
+flags.DEFINE_string('output', None, 'Also write the report to this markdown file.')
+FLAGS = flags.FLAGS
+
+
+def _fmt(value, std=None, digits=2):
+  if value is None:
+    return '-'
+  return f'{value:.{digits}f}' + (f' +- {std:.{digits}f}' if std else '')
+
+
+def _ece_at_t(ece, temperature):
+  return f'{ece:.3f} (T {temperature:.2f})'
+
+
+def _load_all(results_dir, filename):
+  for path in sorted(glob.glob(os.path.join(results_dir, '**', filename), recursive=True)):
+    with open(path) as f:
+      yield os.path.relpath(os.path.dirname(path), results_dir), json.load(f)
+
+
+def accuracy_section(results_dir):
+  lines = []
+  for where, table in _load_all(results_dir, 'table.json'):
+    key = (table.get('model'), table.get('dataset'))
+    refs = ref.ACCURACY.get(key, {})
+    lines += [f'### Accuracy: {key[0]} on {key[1]} ({where}, {table["split"]} split)', '',
+              '| alpha | this project | ' + ' | '.join(refs) + ' |',
+              '|---' * (2 + len(refs)) + '|']
+    for row in table['rows']:
+      cells = [_fmt(*refs[s].get(row['alpha'], (None,))) for s in refs]
+      lines.append(f'| {row["alpha"]:g} | {_fmt(row["accuracy"], row["accuracy_std"])} '
+                   f'({row["num_seeds"]} seed(s), {row["steps"]} steps) | ' +
+                   ' | '.join(cells) + ' |')
+    lines.append('')
+  return lines
+
+
+def calibration_section(results_dir):
+  lines = []
+  for where, table in _load_all(results_dir, 'calibration.json'):
+    key = (table.get('model'), table.get('dataset'))
+    refs = ref.CALIBRATION.get(key, {})
+    lines += [f'### Calibration (ECE, 15 bins): {key[0]} on {key[1]} ({where}, '
+              f'{table["split"]} split)', '',
+              '| model | this project | ' + ' | '.join(refs) + ' |',
+              '|---' * (2 + len(refs)) + '|']
+    for row in table['rows']:
+      if row['kind'] == 'temperature_scaled':
+        cells = [_ece_at_t(*refs[s]['temperature_scaled']) for s in refs]
+        ours = _ece_at_t(row['ece'], row['temperature'])
+      else:
+        cells = [_fmt(refs[s]['alpha'].get(row['alpha']), digits=3) for s in refs]
+        ours = f'{row["ece"]:.3f}'
+      lines.append(f'| {row["label"]} | {ours} | ' + ' | '.join(cells) + ' |')
+    lines.append('')
+  return lines
+
+
+def distillation_section(results_dir):
+  lines = []
+  for where, table in _load_all(results_dir, 'distill_mnist.json'):
+    lines += [f'### MNIST distillation, test error % ({where})', '',
+              f'| network | this project | {ref.PAPER} | {ref.REPLICATION} |', '|---|---|---|---|']
+    for row in table['rows']:
+      refs = ref.DISTILLATION_MNIST.get(row['key'], {})
+      lines.append(f'| {row["label"]} | {row["test_error"]:.2f} | '
+                   f'{_fmt(refs.get(ref.PAPER))} | {_fmt(refs.get(ref.REPLICATION))} |')
+    lines.append('')
+  return lines
+
+
+SECTIONS = (accuracy_section, calibration_section, distillation_section)
+
+
+def build_report(results_dir):
+  lines = ['# Results beside the paper and the replication', '',
+           f'Paper: {ref.PAPER}. Replication: {ref.REPLICATION}.', '']
+  for section in SECTIONS:
+    lines += section(results_dir)
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  if not os.path.isdir(FLAGS.results_dir):
+    raise ValueError(f'--results_dir {FLAGS.results_dir} does not exist; run a section first.')
+  report = build_report(FLAGS.results_dir)
+  print(report)
+  if FLAGS.output:
+    with open(FLAGS.output, 'w') as f:
+      f.write(report + '\n')
+
+
+if __name__ == '__main__':
+  common.run(main)

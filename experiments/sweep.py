@@ -1,0 +1,61 @@
+"""Runs (or collects finished) training runs over a grid, one run directory per point."""
+import json
+import os
+
+import numpy as np
+
+from models import recipes, training
+
+
+def run_dir_name(alpha, seed):
+  return f'alpha_{alpha:g}_seed_{seed}'
+
+
+def run_grid(output_dir, model, alphas, seeds, overrides, **train_kwargs):
+  """Trains every (alpha, seed) point that is not finished yet; returns {(alpha, seed): results}."""
+  results = {}
+  for alpha in alphas:
+    for seed in seeds:
+      config = recipes.recipe(model, **dict(overrides, label_smoothing=alpha, seed=seed))
+      run_dir = os.path.join(output_dir, run_dir_name(alpha, seed))
+      results[(alpha, seed)] = training.train_and_evaluate(config, run_dir, **train_kwargs)
+  return results
+
+
+def mean_std(values):
+  values = np.asarray(values, np.float64)
+  return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def accuracy_rows(results, split='test'):
+  """One row per alpha: mean and std over seeds of accuracy, NLL and ECE (in %, -, -)."""
+  rows = []
+  for alpha in sorted({a for a, _ in results}):
+    runs = [r for (a, _), r in sorted(results.items()) if a == alpha and r.get('finished')]
+    if not runs:
+      continue
+    row = {'alpha': alpha, 'num_seeds': len(runs),
+           'steps': runs[0]['steps_trained']}
+    for metric in ('accuracy', 'nll', 'ece'):
+      scale = 100.0 if metric == 'accuracy' else 1.0
+      row[metric], row[metric + '_std'] = mean_std(
+          [scale * r['metrics'][split][metric] for r in runs])
+    rows.append(row)
+  return rows
+
+
+def write_table(rows, output_dir, model, dataset, split='test'):
+  """table.json and table.md in output_dir."""
+  title = f'{model} on {dataset}: accuracy vs label smoothing'
+  with open(os.path.join(output_dir, 'table.json'), 'w') as f:
+    json.dump({'title': title, 'model': model, 'dataset': dataset, 'split': split,
+               'rows': rows}, f, indent=2)
+  lines = [f'# {title}', '', f'Metrics on the {split} split; mean +- std over seeds.', '',
+           '| alpha | accuracy (%) | NLL | ECE (15 bins) | seeds | steps |',
+           '|---|---|---|---|---|---|']
+  for r in rows:
+    lines.append(f'| {r["alpha"]:g} | {r["accuracy"]:.2f} +- {r["accuracy_std"]:.2f} | '
+                 f'{r["nll"]:.4f} | {r["ece"]:.4f} | {r["num_seeds"]} | {r["steps"]} |')
+  with open(os.path.join(output_dir, 'table.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  return '\n'.join(lines)

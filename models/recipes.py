@@ -1,0 +1,93 @@
+"""The paper's training recipes (Appendix A) as one config type; every field can be overridden.
+
+Learning-rate boundaries are fractions of the schedule so a shortened run (`train_steps`)
+keeps the recipe's shape.
+"""
+import dataclasses
+import math
+from typing import Optional, Tuple
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  model: str
+  dataset: str
+  label_smoothing: float = 0.0
+  label_smoothing_convention: str = 'uniform'
+  seed: int = 0
+  batch_size: int = 128
+  train_steps: Optional[int] = None   # if None: train_epochs over the train split
+  train_epochs: Optional[float] = None
+  learning_rate: float = 0.1
+  lr_schedule: str = 'piecewise'      # piecewise | linear (to zero) | constant
+  lr_boundaries: Tuple[float, ...] = ()  # fractions of train_steps
+  lr_decay_factor: float = 0.1
+  momentum: float = 0.0
+  dampening: float = 0.0
+  nesterov: bool = False
+  last_layer_lr_multiplier: float = 1.0
+  loss_multiplier: float = 1.0
+  weight_decay: float = 0.0
+  clip_norm: float = 0.0              # global-norm clipping; 0 = off
+  preprocessing: str = 'mnist'
+  width: int = 1200                   # fc only
+  dropout: float = 0.0                # fc only
+  validation_size: Optional[int] = None  # None: the dataset's documented hold-out
+
+
+RECIPES = {
+    # Hinton et al.'s MNIST network as the paper describes it.
+    'fc': dict(dataset='mnist', batch_size=512, train_epochs=100, learning_rate=1.0,
+               lr_schedule='linear', momentum=0.9, dampening=0.9, last_layer_lr_multiplier=0.1,
+               preprocessing='mnist_shift'),
+    # TF CIFAR-10 tutorial network: plain SGD, x0.1 every 130k of 390k steps.
+    'alexnet': dict(dataset='cifar10', batch_size=128, train_steps=390_000, learning_rate=0.1,
+                    lr_boundaries=(1 / 3, 2 / 3), loss_multiplier=3.0, weight_decay=0.04,
+                    preprocessing='alexnet_cifar'),
+    # tensor2tensor ResNet-56: Nesterov, x0.1 at 32k and 48k of 64k steps, clipping 1.0.
+    'resnet56': dict(dataset='cifar100', batch_size=128, train_steps=64_000, learning_rate=0.1,
+                     lr_boundaries=(0.5, 0.75), momentum=0.9, nesterov=True, loss_multiplier=3.0,
+                     weight_decay=1e-4, clip_norm=1.0, preprocessing='resnet_cifar'),
+}
+
+def recipe(model, **overrides):
+  """The paper recipe for `model`, with `overrides` (None values ignored) applied."""
+  if model not in RECIPES:
+    raise ValueError(f'unknown model "{model}"; choose one of {", ".join(sorted(RECIPES))}.')
+  fields = dict(RECIPES[model], model=model)
+  fields.update({k: v for k, v in overrides.items() if v is not None})
+  if overrides.get('train_epochs') is not None and overrides.get('train_steps') is None:
+    fields['train_steps'] = None  # epochs given explicitly win over the recipe's steps
+  config = TrainConfig(**fields)
+  config.lr_boundaries = tuple(float(b) for b in config.lr_boundaries)
+  validate(config)
+  return config
+
+
+def validate(config):
+  from data import sources  # pylint: disable=g-import-not-at-top
+  checks = [
+      (config.dataset in sources.DATASETS, f'unknown dataset "{config.dataset}"; choose one of '
+       f'{", ".join(sorted(sources.DATASETS))}'),
+      (0.0 <= config.label_smoothing < 1.0, f'label_smoothing must be in [0, 1), got '
+       f'{config.label_smoothing}'),
+      (config.batch_size > 0, 'batch_size must be positive'),
+      (config.train_steps is not None or config.train_epochs is not None,
+       'set train_steps or train_epochs'),
+      (config.learning_rate > 0, 'learning_rate must be positive'),
+      (config.lr_schedule in ('piecewise', 'linear', 'constant'),
+       f'lr_schedule must be piecewise, linear or constant, got {config.lr_schedule}'),
+      (all(0 < b < 1 for b in config.lr_boundaries), 'lr_boundaries are fractions in (0, 1)'),
+      (0 <= config.dropout < 1, 'dropout must be in [0, 1)'),
+      (config.label_smoothing_convention in ('uniform', 't2t'),
+       'label_smoothing_convention must be uniform or t2t'),
+  ]
+  for ok, message in checks:
+    if not ok:
+      raise ValueError(message + '.')
+
+
+def total_steps(config, num_train_examples):
+  if config.train_steps is not None:
+    return int(config.train_steps)
+  return int(math.ceil(config.train_epochs * (num_train_examples // config.batch_size)))

@@ -1,0 +1,71 @@
+"""Shared test set-up: quiet TF, the bundled datasets, and tiny CIFAR files in official formats."""
+import os
+import pickle
+import subprocess
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'datasets'))
+
+
+def run_binary(module, *args, timeout=600):
+  """Runs `python -m module args` from the project root; returns the CompletedProcess."""
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=ROOT))
+
+
+def cifar_images(n, seed):
+  return np.random.default_rng(seed).integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+
+
+def to_planes(images):
+  """HWC images -> the CIFAR record layout: R, G, B planes of 32x32, row-major."""
+  return images.transpose(0, 3, 1, 2).reshape(len(images), 3072)
+
+
+def write_cifar10_bin(directory, per_batch=20, test=20, seed=0):
+  """cifar-10-batches-bin/ with 5 train files and a test file; returns (train, test) arrays."""
+  d = os.path.join(directory, 'cifar-10-batches-bin')
+  os.makedirs(d, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  out = {}
+  for name, n in [(f'data_batch_{i}.bin', per_batch) for i in range(1, 6)] + [
+      ('test_batch.bin', test)]:
+    images, labels = cifar_images(n, rng.integers(1 << 30)), rng.integers(0, 10, n)
+    records = np.concatenate([labels[:, None].astype(np.uint8), to_planes(images)], axis=1)
+    records.tofile(os.path.join(d, name))
+    out[name] = (images, labels)
+  train = [out[f'data_batch_{i}.bin'] for i in range(1, 6)]
+  return ((np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train])),
+          out['test_batch.bin'])
+
+
+def write_cifar100_pickle(directory, n_train=30, n_test=10, seed=0):
+  d = os.path.join(directory, 'cifar-100-python')
+  os.makedirs(d, exist_ok=True)
+  rng = np.random.default_rng(seed)
+  out = {}
+  for name, n in (('train', n_train), ('test', n_test)):
+    images = cifar_images(n, rng.integers(1 << 30))
+    fine, coarse = rng.integers(0, 100, n), rng.integers(0, 20, n)
+    batch = {b'data': to_planes(images), b'fine_labels': fine.tolist(),
+             b'coarse_labels': coarse.tolist(), b'filenames': [b'x.png'] * n,
+             b'batch_label': b'training batch'}
+    with open(os.path.join(d, name), 'wb') as f:
+      pickle.dump(batch, f, protocol=2)
+    out[name] = (images, fine)
+  return out['train'], out['test']
+
+
+@pytest.fixture
+def shared_data():
+  if not os.path.isdir(os.path.join(SHARED_DATA, 'mnist')):
+    pytest.fail(f'bundled MNIST not found at {SHARED_DATA}; the tests need ../shared beside the '
+                'project.')
+  return SHARED_DATA

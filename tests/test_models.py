@@ -1,0 +1,80 @@
+"""Architectures: parameter counts by hand, LRN against its formula, penultimate/templates API."""
+import numpy as np
+import tensorflow as tf
+
+import models
+from models.alexnet import LocalResponseNormalization
+
+
+def test_alexnet_has_the_tutorial_parameter_count():
+  assert models.alexnet(10).count_params() == 1_068_298
+
+
+def test_fc_parameter_count_by_hand():
+  for width, k in ((1200, 10), (800, 10), (800, 47)):
+    want = (784 * width + width) + (width * width + width) + (width * k + k)
+    assert models.fc(k, (28, 28, 1), width=width).count_params() == want
+
+
+def _resnet56_count(k):
+  conv = lambda cin, cout, ks: ks * ks * cin * cout
+  bn = lambda c: 4 * c  # gamma, beta, moving mean, moving variance
+  total = conv(3, 16, 3) + bn(16)
+  cin = 16
+  for filters in (16, 32, 64):
+    for block in range(9):
+      total += bn(cin) + conv(cin, filters, 3) + bn(filters) + conv(filters, filters, 3)
+      if block == 0:
+        total += conv(cin, filters, 1) + bn(filters)
+      cin = filters
+  return total + 64 * k + k
+
+
+def test_resnet56_parameter_count_by_hand():
+  for k in (10, 100):
+    assert models.resnet56(k).count_params() == _resnet56_count(k)
+
+
+def test_resnet56_structure():
+  model = models.resnet56(100)
+  convs = [l for l in model.layers if l.__class__.__name__ == 'Conv2D']
+  assert len([c for c in convs if not c.name.endswith('_proj')]) == 55  # + dense = 56 layers
+  assert model.get_layer('stage1_block0_conv1').strides == (2, 2)
+  assert model.get_layer('stage1_block0_conv1').padding == 'valid'  # fixed padding
+  assert model.get_layer('stage1_block0_conv1_pad').padding == ((1, 1), (1, 1))
+  assert model.get_layer('stage0_block0_bn1').momentum == 0.9
+  assert model.get_layer('stage0_block0_bn1').epsilon == 1e-5
+  assert model.output_shape == (None, 100)
+
+
+def test_weight_decay_terms():
+  alexnet = models.alexnet(10, weight_decay=0.04)
+  assert len(alexnet.losses) == 2  # dense384 and dense192 kernels only
+  w = alexnet.get_layer('dense384').kernel.numpy()
+  w2 = alexnet.get_layer('dense192').kernel.numpy()
+  want = 0.5 * 0.04 * (np.sum(w.astype(np.float64) ** 2) + np.sum(w2.astype(np.float64) ** 2))
+  np.testing.assert_allclose(float(sum(alexnet.losses)), want, rtol=1e-5)
+  resnet = models.resnet56(10, weight_decay=1e-4)
+  # conv kernels (55 + 3 projections), gamma and beta of 58 BNs (1 + 27 x 2 + 3), dense kernel
+  assert len(resnet.losses) == 58 + 2 * 58 + 1
+
+
+def test_lrn_matches_its_formula():
+  x = np.random.default_rng(0).normal(size=(2, 3, 3, 12)).astype(np.float32)
+  got = LocalResponseNormalization()(x).numpy()
+  sq = np.pad(x.astype(np.float64) ** 2, [(0, 0)] * 3 + [(4, 4)])
+  window = sum(sq[..., i:i + 12] for i in range(9))
+  want = x / (1.0 + 0.001 / 9 * window) ** 0.75
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_penultimate_and_templates():
+  for model, dim in ((models.alexnet(10), 192), (models.resnet56(10), 64),
+                     (models.fc(10, (28, 28, 1), width=800), 800)):
+    x = np.random.default_rng(0).normal(size=(3,) + model.input_shape[1:]).astype(np.float32)
+    h = models.penultimate_model(model)(x).numpy()
+    assert h.shape == (3, dim)
+    t = models.templates(model)
+    assert t.shape == (dim + 1, 10)
+    logits = np.concatenate([h, np.ones((3, 1))], 1) @ t
+    np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
