@@ -59,3 +59,21 @@ def write_table(rows, output_dir, model, dataset, split='test'):
   with open(os.path.join(output_dir, 'table.md'), 'w') as f:
     f.write('\n'.join(lines) + '\n')
   return '\n'.join(lines)
+
+
+def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
+  """Paper Table 3 and the reliability diagram for finished runs of one model and dataset."""
+  from calibration import table  # pylint: disable=g-import-not-at-top  (matplotlib)
+  runs, configs = [], []
+  for run_dir in run_dirs:
+    config, splits = training.run_logits(run_dir, data_dir)
+    if 'validation' not in splits:
+      raise ValueError(f'{run_dir} has no validation split (validation_size=0); temperature '
+                       'scaling needs one.')
+    configs.append(config)
+    runs.append(dict(alpha=config.label_smoothing, **splits))
+  if len({(c.model, c.dataset) for c in configs}) != 1:
+    raise ValueError('--run_dirs mix models or datasets; calibrate one model/dataset at a time.')
+  result = table.calibration_table(runs, num_bins)
+  return table.write_calibration(result, runs, output_dir, configs[0].model, configs[0].dataset,
+                                 num_bins)

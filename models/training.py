@@ -242,3 +242,20 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
     json.dump(results, f, indent=2)
   os.replace(results_path + '.tmp', results_path)
   return results
+
+
+def run_logits(run_dir, data_dir=None):
+  """(config, {'validation': (logits, labels), 'test': (logits, labels)}) of a finished run.
+
+  Reads logits.npz, or recomputes it from model.weights.h5 when it is missing.
+  """
+  path = os.path.join(run_dir, 'logits.npz')
+  if not os.path.exists(path):
+    model, config, stored_data_dir = load_trained(run_dir)
+    evaluate(model, config, data_dir or stored_data_dir, run_dir)
+  with open(os.path.join(run_dir, 'config.json')) as f:
+    config = recipes.TrainConfig(**json.load(f)['config'])
+  with np.load(path) as values:
+    splits = {s: (values[s], values[s + '_labels']) for s in ('validation', 'test')
+              if s in values.files}
+  return config, splits

@@ -1,0 +1,41 @@
+r"""Paper Table 3 / Figure 2 (left): ResNet-56 on CIFAR-100, hard targets vs temperature
+scaling vs label smoothing.
+
+  python -m experiments.calibration_cifar100 --output_dir=results/cifar100_calibration
+Trains alpha in --alphas with the paper recipe (or reuses --run_dirs from experiments.train),
+fits T on the validation split of the alpha = 0 model, reports ECE on the test split.
+"""
+import os
+
+from absl import flags
+
+from experiments import common
+
+flags.DEFINE_string('output_dir', None, 'Sweep and calibration output directory.')
+flags.mark_flag_as_required('output_dir')
+flags.DEFINE_list('alphas', ['0', '0.05'], 'Label-smoothing values to train.')
+flags.DEFINE_list('run_dirs', None, 'Reuse these finished runs instead of training.')
+flags.DEFINE_integer('num_bins', 15, 'ECE bins.', lower_bound=1)
+common.define_recipe_flags(default_model='resnet56')
+common.define_data_flags()
+common.define_runtime_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  run_dirs = FLAGS.run_dirs
+  if not run_dirs:
+    alphas = [float(a) for a in FLAGS.alphas]
+    sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
+                   common.recipe_overrides(dataset=FLAGS.dataset or 'cifar100'),
+                   data_dir=FLAGS.data_dir, strategy=common.make_strategy(),
+                   jit_compile=FLAGS.jit_compile, checkpoint_every=FLAGS.checkpoint_every)
+    run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed))
+                for a in alphas]
+  print(sweep.calibrate_run_dirs(run_dirs, FLAGS.output_dir, FLAGS.data_dir, FLAGS.num_bins))
+
+
+if __name__ == '__main__':
+  common.run(main)
