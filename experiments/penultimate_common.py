@@ -1,0 +1,72 @@
+"""Shared body of the penultimate_{mnist,cifar10,cifar100} binaries (paper Figure 1)."""
+import json
+import os
+
+from absl import flags
+
+from experiments import common
+
+flags.DEFINE_string('output_dir', None, 'Where runs, figure, points and statistics go.')
+flags.mark_flag_as_required('output_dir')
+flags.DEFINE_list('run_dirs', None, 'Reuse two finished runs (alpha = 0, then alpha > 0).')
+flags.DEFINE_list('alphas', ['0', '0.1'], 'The two label-smoothing values compared.')
+flags.DEFINE_list('classes', None, 'Three class indices (default: the paper\'s).')
+flags.DEFINE_list('class_names', None, 'Names of the three classes.')
+flags.DEFINE_list('colors', ['tab:blue', 'tab:orange', 'tab:green'], 'Colours of the classes.')
+flags.DEFINE_integer('examples_per_class', 100, 'Examples projected per class and split.',
+                     lower_bound=1)
+common.define_recipe_flags()
+common.define_data_flags()
+common.define_runtime_flags()
+FLAGS = flags.FLAGS
+
+
+def run(model, dataset, classes, class_names):
+  """Sets the binary's defaults, then trains/reuses, projects, draws and writes statistics."""
+  FLAGS.set_default('model', model)
+  FLAGS.set_default('dataset', dataset)
+  FLAGS.set_default('classes', [str(c) for c in classes])
+  FLAGS.set_default('class_names', class_names)
+  common.run(_main)
+
+
+def _main(argv):
+  del argv
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  from models import training  # pylint: disable=g-import-not-at-top
+  from visualization import cluster_statistics, figures, penultimate  # pylint: disable=g-import-not-at-top
+  classes = [int(c) for c in FLAGS.classes]
+  if len(classes) != 3 or len(FLAGS.class_names) != 3:
+    raise ValueError('--classes and --class_names need exactly three entries.')
+  run_dirs = FLAGS.run_dirs
+  if not run_dirs:
+    alphas = [float(a) for a in FLAGS.alphas]
+    sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
+                   common.recipe_overrides(), data_dir=FLAGS.data_dir,
+                   strategy=common.make_strategy(), jit_compile=FLAGS.jit_compile,
+                   checkpoint_every=FLAGS.checkpoint_every)
+    run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed)) for a in alphas]
+  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  panels, points, stats = [], {}, {}
+  for run_dir in run_dirs:
+    model, config, stored_data_dir = training.load_trained(run_dir)
+    projected = penultimate.project_splits(model, config, classes, FLAGS.examples_per_class,
+                                           data_dir=FLAGS.data_dir or stored_data_dir)
+    for split, (xy, labels) in projected.items():
+      name = f'alpha={config.label_smoothing:g}, {split}'
+      panels.append((name, xy, labels))
+      points[f'alpha{config.label_smoothing:g}_{split}_points'] = xy
+      points[f'alpha{config.label_smoothing:g}_{split}_labels'] = labels
+      stats[name] = cluster_statistics(xy, labels, classes)
+  stem = os.path.join(FLAGS.output_dir, 'penultimate')
+  figures.projection_figure(panels, classes, FLAGS.class_names, stem, FLAGS.colors,
+                            f'{FLAGS.model} on {FLAGS.dataset}: penultimate layer')
+  np.savez(stem + '_points.npz', **points)
+  with open(stem + '_stats.json', 'w') as f:
+    json.dump({'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
+               'run_dirs': run_dirs, 'panels': stats}, f, indent=2)
+  for name, s in stats.items():
+    print(f'{name:28s} mean spread {s["mean_spread"]:8.3f}  mean-distance '
+          f'{np.mean(list(s["mean_distances"].values())):8.3f}  spread/distance '
+          f'{s["spread_over_distance"]:.3f}  equidistance {s["equidistance"]:.3f}')
