@@ -33,6 +33,13 @@ class TrainConfig:
   width: int = 1200                   # fc only
   dropout: float = 0.0                # fc only
   validation_size: Optional[int] = None  # None: the dataset's documented hold-out
+  # Distillation (a student when teacher_dir is set): soft = (1 - beta) CE + beta H(p_t(T),
+  # p_s(T_s)); logits = (1 - beta) CE + beta 0.5 ||z_s - z_t||^2 (the MNIST variant).
+  teacher_dir: Optional[str] = None
+  distillation: str = 'soft'
+  distill_beta: float = 1.0
+  distill_temperature: float = 1.0
+  student_temperature: float = 1.0
 
 
 RECIPES = {
@@ -81,6 +88,10 @@ def validate(config):
       (0 <= config.dropout < 1, 'dropout must be in [0, 1)'),
       (config.label_smoothing_convention in ('uniform', 't2t'),
        'label_smoothing_convention must be uniform or t2t'),
+      (config.distillation in ('soft', 'logits'), 'distillation must be soft or logits'),
+      (0 <= config.distill_beta <= 1, 'distill_beta must be in [0, 1]'),
+      (config.distill_temperature > 0 and config.student_temperature > 0,
+       'distillation temperatures must be positive'),
   ]
   for ok, message in checks:
     if not ok:

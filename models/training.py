@@ -67,8 +67,18 @@ def build_optimizer(config, steps):
 
 
 def build_loss(config):
+  """The (smoothed) cross-entropy with hard labels; also the reported evaluation loss."""
   return SmoothedCrossEntropy(config.label_smoothing, config.loss_multiplier,
                               convention=config.label_smoothing_convention)
+
+
+def training_loss(config):
+  """The objective trained: cross-entropy, or the distillation loss for a student."""
+  if not config.teacher_dir:
+    return build_loss(config)
+  from distillation import DistillationLoss  # pylint: disable=g-import-not-at-top
+  return DistillationLoss(config.distillation, config.distill_beta, config.distill_temperature,
+                          config.student_temperature, config.label_smoothing)
 
 
 def config_to_json(config):
@@ -81,8 +91,9 @@ def claim_output_dir(output_dir, config, data_dir):
   path = os.path.join(output_dir, 'config.json')
   wanted = config_to_json(config)
   if os.path.exists(path):
-    with open(path) as f:
-      stored = json.load(f)['config']
+    with open(path) as f:  # fields added since that run was written take their defaults
+      stored = dict(config_to_json(recipes.TrainConfig(config.model, config.dataset)),
+                    **json.load(f)['config'])
     differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
     if differing:
       raise RunDirError(f'{output_dir} holds a different run (differs in {", ".join(differing)}); '
@@ -151,9 +162,10 @@ def predict_logits(model, dataset):
 
 
 def compile_model(model, config, steps, jit_compile=False):
-  model.compile(optimizer=build_optimizer(config, steps), loss=build_loss(config),
-                metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')],
-                jit_compile=jit_compile)
+  metrics = [] if config.teacher_dir else [
+      keras.metrics.SparseCategoricalAccuracy(name='accuracy')]
+  model.compile(optimizer=build_optimizer(config, steps), loss=training_loss(config),
+                metrics=metrics, jit_compile=jit_compile)
   model.optimizer.build(model.trainable_variables)
 
 
@@ -221,11 +233,21 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
       f'{strategy.num_replicas_in_sync} replica(s)); starting at step {start}.', flush=True)
   stop = min(steps, stop_after_steps or steps)
   began = time.time()
+  extra = {}
+  if config.teacher_dir:
+    from distillation import smoothness_index, teacher  # pylint: disable=g-import-not-at-top
+    teacher_logits, train_labels = teacher.teacher_train_logits(config.teacher_dir, config,
+                                                                data_dir)
+    extra['teacher_smoothness_index'] = smoothness_index(teacher_logits, train_labels,
+                                                         config.distill_temperature)
   if start < stop:
     train_ds = data.build_dataset(config.dataset, 'train', batch_size=config.batch_size,
                                   training=True, data_dir=data_dir, seed=config.seed,
                                   preprocessing_name=config.preprocessing,
-                                  validation_size=config.validation_size, start_step=start)
+                                  validation_size=config.validation_size, start_step=start,
+                                  with_index=bool(config.teacher_dir))
+    if config.teacher_dir:
+      train_ds = teacher.attach_teacher_logits(train_ds, teacher_logits)
     chunk = min(checkpoint_every, stop)
     model.fit(train_ds, epochs=-(-stop // chunk), initial_epoch=start // chunk,
               steps_per_epoch=chunk, verbose=0, shuffle=False, callbacks=[
@@ -236,6 +258,7 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
     return {'steps_trained': trained, 'finished': False}
   model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
   results = {'config': config_to_json(config), 'steps_trained': trained, 'finished': True,
+             **extra,
              'train_seconds_this_session': round(time.time() - began, 1),
              'metrics': evaluate(model, config, data_dir, output_dir)}
   with open(results_path + '.tmp', 'w') as f:

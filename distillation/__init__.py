@@ -1,0 +1,3 @@
+"""Knowledge distillation (paper Section 4): losses, cached teacher outputs, smoothness index."""
+from distillation.losses import DistillationLoss, pack_targets
+from distillation.smoothness import smoothness_index

@@ -1,0 +1,129 @@
+"""Distillation losses, smoothness index and the CIFAR-10 sweep against hand-computed values."""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from distillation import DistillationLoss, pack_targets, smoothness_index
+from models import recipes, training
+from tests.conftest import ROOT, run_binary, write_cifar10_bin
+
+RNG = np.random.default_rng(0)
+STUDENT = RNG.normal(size=(5, 4)).astype(np.float32) * 2
+TEACHER = RNG.normal(size=(5, 4)).astype(np.float32) * 2
+LABELS = np.array([0, 3, 1, 1, 2])
+
+
+def _log_softmax(z):
+  z = np.asarray(z, np.float64)
+  z = z - z.max(1, keepdims=True)
+  return z - np.log(np.exp(z).sum(1, keepdims=True))
+
+
+@pytest.mark.parametrize('beta,t,ts', [(1.0, 1.0, 1.0), (0.5, 4.0, 1.0), (0.3, 2.0, 3.0)])
+def test_soft_distillation_loss_hand_computed(beta, t, ts):
+  hard = -_log_softmax(STUDENT)[np.arange(5), LABELS]
+  p_t = np.exp(_log_softmax(TEACHER / t))
+  soft = -(p_t * _log_softmax(STUDENT / ts)).sum(1)
+  want = ((1 - beta) * hard + beta * soft).mean()
+  got = DistillationLoss('soft', beta, t, ts)(pack_targets(LABELS, TEACHER), STUDENT)
+  assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_mnist_logit_matching_loss_hand_computed():
+  hard = -_log_softmax(STUDENT)[np.arange(5), LABELS]
+  want = (0.4 * hard + 0.6 * 0.5 * ((STUDENT - TEACHER).astype(np.float64) ** 2).sum(1)).mean()
+  got = DistillationLoss('logits', 0.6)(pack_targets(LABELS, TEACHER), STUDENT)
+  assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_beta_zero_is_plain_cross_entropy():
+  for kind in ('soft', 'logits'):
+    got = DistillationLoss(kind, beta=0.0, temperature=3.0)(pack_targets(LABELS, TEACHER), STUDENT)
+    want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(LABELS, STUDENT)
+    assert float(got) == pytest.approx(float(want), rel=1e-5)
+
+
+def test_bad_distillation_arguments():
+  with pytest.raises(ValueError, match='beta'):
+    DistillationLoss('soft', beta=1.5)
+  with pytest.raises(ValueError, match='kind'):
+    DistillationLoss('kl')
+  with pytest.raises(ValueError, match='packed targets'):
+    DistillationLoss()(np.zeros((5, 4), np.float32), STUDENT)
+
+
+def test_smoothness_index_formula_and_label_smoothing():
+  probs = np.array([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25], [0.1, 0.1, 0.8]])
+  labels = np.array([0, 1, 2])
+  want = np.mean([0.3, 0.75, 0.2]) * 3 / 2
+  assert smoothness_index(np.log(probs), labels) == pytest.approx(want, rel=1e-12)
+  for alpha in (0.1, 0.3, 0.6):
+    k = 10
+    smoothed = np.full((k, k), alpha / k) + np.eye(k) * (1 - alpha)
+    assert smoothness_index(np.log(smoothed), np.arange(k)) == pytest.approx(alpha, rel=1e-12)
+  # Temperature: T -> infinity gives the uniform distribution, gamma -> 1.
+  assert smoothness_index(np.log(probs), labels, temperature=1e6) == pytest.approx(1.0, abs=1e-5)
+
+
+def _sha(path):
+  with open(path, 'rb') as f:
+    return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_student_training_leaves_the_teacher_unchanged(tmp_path, shared_data):
+  kwargs = dict(data_dir=shared_data, checkpoint_every=20, log=lambda *a, **k: None)
+  teacher = recipes.recipe('fc', width=32, train_steps=100, batch_size=128, preprocessing='mnist')
+  training.train_and_evaluate(teacher, str(tmp_path / 'teacher'), **kwargs)
+  weights = str(tmp_path / 'teacher' / 'model.weights.h5')
+  before = _sha(weights)
+  student = recipes.recipe('fc', width=16, train_steps=100, batch_size=128, preprocessing='mnist',
+                           teacher_dir=str(tmp_path / 'teacher'), distillation='logits',
+                           distill_beta=0.6, clip_norm=1.0)
+  results = training.train_and_evaluate(student, str(tmp_path / 'student'), **kwargs)
+  assert _sha(weights) == before
+  assert results['finished'] and 0.0 < results['teacher_smoothness_index'] < 1.0
+  assert results['metrics']['test']['accuracy'] > 0.5  # the student learned from the teacher
+
+
+def _finished(out):
+  return sorted(os.path.relpath(os.path.join(d, f), out) for d, _, files in os.walk(out)
+                for f in files if f == 'results.json')
+
+
+def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
+  write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
+  out = str(tmp_path / 'sweep')
+  args = ['-m', 'experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
+          '--teacher_alphas=0,0.3', '--temperatures=1,4', '--num_seeds=1', '--train_steps=2',
+          '--batch_size=8', '--validation_size=40', '--checkpoint_every=1']
+  proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
+  deadline = time.time() + 300
+  while len(_finished(out)) < 3 and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.5)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  done_before = _finished(out)
+  assert 3 <= len(done_before) < 7, done_before
+  mtimes = {p: os.path.getmtime(os.path.join(out, p)) for p in done_before}
+  result = run_binary('experiments.distill_cifar10', *args[2:])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert len(_finished(out)) == 7  # 2 teachers, 2 baselines, 2 hard-teacher, 1 smoothed-teacher
+  assert all(os.path.getmtime(os.path.join(out, p)) == m for p, m in mtimes.items())
+  with open(os.path.join(out, 'points.json')) as f:
+    points = json.load(f)['points']
+  assert {p['group'] for p in points} == {'teacher', 'student_baseline', 'student_hard_teacher',
+                                          'student_smoothed_teacher'}
+  baseline = [p for p in points if p['group'] == 'student_baseline']
+  assert sorted(p['gamma'] for p in baseline) == [0.0, 0.3]
+  hard = [p for p in points if p['group'] == 'student_hard_teacher']
+  assert all(0 < p['gamma'] <= 10 / 9 for p in hard)  # gamma lies in [0, K / (K - 1)]
+  assert os.path.getsize(os.path.join(out, 'figure5.png')) > 0
