@@ -18,6 +18,7 @@ setuptools.setup(
         'scipy>=1.11',
         'matplotlib>=3.8',
         'absl-py>=2.0',
+        'importlib_resources',  # needed by tensorflow-datasets 4.9 but not declared by it
     ],
     extras_require={'test': ['pytest>=8']},
 )

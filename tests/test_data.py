@@ -201,3 +201,19 @@ def test_unknown_names_are_rejected():
     data.num_classes('imagenet')
   with pytest.raises(data.DataError, match='unknown split'):
     data.load_split('mnist', 'dev')
+
+
+def test_tfds_prepared_copy_is_used_when_raw_files_are_absent(tmp_path, shared_data):
+  """Prepare tfds' mnist offline (from the bundled files as its manual dir), then load it."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds_dir = str(tmp_path / 'tfds')
+  tfds.builder('mnist', data_dir=tfds_dir).download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=os.path.join(shared_data, 'mnist')))
+  sources.load_official.cache_clear()
+  from_tfds = sources.load_official('mnist', tfds_dir)
+  from_raw = sources.load_official('mnist', shared_data)
+  assert from_tfds['test'][0].shape == (10000, 28, 28, 1)
+  # tfds stores its own order: compare as multisets of (label, image checksum).
+  for split in ('train', 'test'):
+    key = lambda xy: sorted(zip(xy[1].tolist(), (hash(img.tobytes()) for img in xy[0])))
+    assert key(from_tfds[split]) == key(from_raw[split])
