@@ -13,9 +13,7 @@ flags.mark_flag_as_required('output_dir')
 flags.DEFINE_list('alphas', ['0', '0.05', '0.1', '0.15', '0.3'], 'Label-smoothing values.')
 flags.DEFINE_list('seeds', ['0'], 'Seeds per alpha (paper: 5).')
 flags.DEFINE_enum('split', 'test', ['validation', 'test'], 'Split reported in the table.')
-common.define_recipe_flags(default_model='fc')
-common.define_data_flags()
-common.define_runtime_flags()
+common.define_training_flags(default_model='fc')
 FLAGS = flags.FLAGS
 
 
@@ -23,12 +21,10 @@ def main(argv):
   del argv
   from experiments import sweep  # pylint: disable=g-import-not-at-top
   from models import recipes  # pylint: disable=g-import-not-at-top
-  strategy = common.make_strategy()
   overrides = common.recipe_overrides()
   results = sweep.run_grid(FLAGS.output_dir, FLAGS.model, [float(a) for a in FLAGS.alphas],
-                           [int(s) for s in FLAGS.seeds], overrides, data_dir=FLAGS.data_dir,
-                           strategy=strategy, jit_compile=FLAGS.jit_compile,
-                           checkpoint_every=FLAGS.checkpoint_every)
+                           [int(s) for s in FLAGS.seeds], overrides,
+                           **common.train_kwargs())
   dataset = recipes.recipe(FLAGS.model, **overrides).dataset
   print(sweep.write_table(sweep.accuracy_rows(results, FLAGS.split), FLAGS.output_dir,
                           FLAGS.model, dataset, FLAGS.split))

@@ -16,9 +16,7 @@ flags.mark_flag_as_required('output_dir')
 flags.DEFINE_list('alphas', ['0', '0.05'], 'Label-smoothing values to train.')
 flags.DEFINE_list('run_dirs', None, 'Reuse these finished runs instead of training.')
 flags.DEFINE_integer('num_bins', 15, 'ECE bins.', lower_bound=1)
-common.define_recipe_flags(default_model='resnet56')
-common.define_data_flags()
-common.define_runtime_flags()
+common.define_training_flags(default_model='resnet56')
 FLAGS = flags.FLAGS
 
 
@@ -30,8 +28,7 @@ def main(argv):
     alphas = [float(a) for a in FLAGS.alphas]
     sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
                    common.recipe_overrides(dataset=FLAGS.dataset or 'cifar100'),
-                   data_dir=FLAGS.data_dir, strategy=common.make_strategy(),
-                   jit_compile=FLAGS.jit_compile, checkpoint_every=FLAGS.checkpoint_every)
+                   **common.train_kwargs())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed))
                 for a in alphas]
   print(sweep.calibrate_run_dirs(run_dirs, FLAGS.output_dir, FLAGS.data_dir, FLAGS.num_bins))

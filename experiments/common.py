@@ -7,6 +7,7 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
+from absl import logging
 
 FLAGS = flags.FLAGS
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -79,10 +80,23 @@ def recipe_overrides(**fixed):
   return overrides
 
 
+def define_training_flags(default_model=None):
+  """Everything a binary that trains needs: recipe overrides, data and runtime flags."""
+  define_recipe_flags(default_model)
+  define_data_flags()
+  define_runtime_flags()
+
+
 def make_strategy():
   from models import training  # pylint: disable=g-import-not-at-top
   training.configure_cpu_devices(FLAGS.num_cpu_devices)
   return training.build_strategy(FLAGS.strategy, FLAGS.tpu)
+
+
+def train_kwargs():
+  """Keyword arguments of models.training.train_and_evaluate set by the runtime flags."""
+  return dict(data_dir=FLAGS.data_dir, strategy=make_strategy(), jit_compile=FLAGS.jit_compile,
+              checkpoint_every=FLAGS.checkpoint_every)
 
 
 def run(main):
@@ -90,6 +104,7 @@ def run(main):
   def guarded(argv):
     from data import DataError  # pylint: disable=g-import-not-at-top
     from models.training import RunDirError  # pylint: disable=g-import-not-at-top
+    logging.set_verbosity(logging.WARNING)  # keep tf.distribute's INFO chatter out of progress
     try:
       main(argv)
     except (DataError, RunDirError, ValueError) as e:

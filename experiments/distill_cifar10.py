@@ -23,9 +23,7 @@ flags.DEFINE_list('temperatures', ['1', '2', '3', '4', '8', '12', '16'],
 flags.DEFINE_integer('num_seeds', 5, 'Seeds per point (paper: 5).', lower_bound=1)
 flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split plotted (paper: the '
                   '10k validation split).')
-common.define_recipe_flags()
-common.define_data_flags()
-common.define_runtime_flags()
+common.define_training_flags()
 FLAGS = flags.FLAGS
 
 
@@ -59,8 +57,7 @@ def main(argv):
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
   base = dict(common.recipe_overrides(), dataset='cifar10', label_smoothing=0.0,
               distillation='soft', distill_beta=1.0, student_temperature=1.0)
-  kwargs = dict(data_dir=FLAGS.data_dir, strategy=common.make_strategy(),
-                jit_compile=FLAGS.jit_compile, checkpoint_every=FLAGS.checkpoint_every)
+  kwargs = common.train_kwargs()
   points = []
   runs = plan(FLAGS.output_dir, alphas, [float(t) for t in FLAGS.temperatures],
               range(FLAGS.num_seeds))

@@ -23,9 +23,7 @@ flags.DEFINE_integer('student_width', 800, 'Student hidden width.')
 flags.DEFINE_float('student_clip_norm', 1.0, 'Global-norm gradient clipping of the students. '
                    'Deviation: the paper states none, but its recipe (lr 1 on the logit squared '
                    'error) diverges to NaN within 100 steps here; 0 restores it.')
-common.define_recipe_flags(default_model='fc')
-common.define_data_flags()
-common.define_runtime_flags()
+common.define_training_flags(default_model='fc')
 FLAGS = flags.FLAGS
 
 
@@ -33,8 +31,7 @@ def main(argv):
   del argv
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   base = dict(common.recipe_overrides(), width=1200, dropout=0.0, label_smoothing=0.0)
-  kwargs = dict(data_dir=FLAGS.data_dir, strategy=common.make_strategy(),
-                jit_compile=FLAGS.jit_compile, checkpoint_every=FLAGS.checkpoint_every)
+  kwargs = common.train_kwargs()
   teachers = {'teacher_dropout': (FLAGS.teacher_dropout_dir, dict(dropout=FLAGS.teacher_dropout)),
               f'teacher_ls{FLAGS.teacher_alpha:g}': (FLAGS.teacher_ls_dir,
                                                       dict(label_smoothing=FLAGS.teacher_alpha))}

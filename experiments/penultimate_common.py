@@ -15,9 +15,7 @@ flags.DEFINE_list('class_names', None, 'Names of the three classes.')
 flags.DEFINE_list('colors', ['tab:blue', 'tab:orange', 'tab:green'], 'Colours of the classes.')
 flags.DEFINE_integer('examples_per_class', 100, 'Examples projected per class and split.',
                      lower_bound=1)
-common.define_recipe_flags()
-common.define_data_flags()
-common.define_runtime_flags()
+common.define_training_flags()
 FLAGS = flags.FLAGS
 
 
@@ -43,9 +41,7 @@ def _main(argv):
   if not run_dirs:
     alphas = [float(a) for a in FLAGS.alphas]
     sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
-                   common.recipe_overrides(), data_dir=FLAGS.data_dir,
-                   strategy=common.make_strategy(), jit_compile=FLAGS.jit_compile,
-                   checkpoint_every=FLAGS.checkpoint_every)
+                   common.recipe_overrides(), **common.train_kwargs())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed)) for a in alphas]
   os.makedirs(FLAGS.output_dir, exist_ok=True)
   panels, points, stats = [], {}, {}

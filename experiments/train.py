@@ -11,22 +11,17 @@ from experiments import common
 
 flags.DEFINE_string('output_dir', None, 'Run directory (resumes if it holds this run).')
 flags.mark_flag_as_required('output_dir')
-common.define_recipe_flags()
+common.define_training_flags()
 flags.mark_flag_as_required('model')
-common.define_data_flags()
-common.define_runtime_flags()
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
   from models import recipes, training  # pylint: disable=g-import-not-at-top
-  strategy = common.make_strategy()
   config = recipes.recipe(FLAGS.model, **common.recipe_overrides())
   print('config:', json.dumps(training.config_to_json(config)), flush=True)
-  results = training.train_and_evaluate(config, FLAGS.output_dir, data_dir=FLAGS.data_dir,
-                                        strategy=strategy, jit_compile=FLAGS.jit_compile,
-                                        checkpoint_every=FLAGS.checkpoint_every)
+  results = training.train_and_evaluate(config, FLAGS.output_dir, **common.train_kwargs())
   print(json.dumps(results.get('metrics', results), indent=2))
 
 
