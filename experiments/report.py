@@ -84,7 +84,24 @@ def distillation_section(results_dir):
   return lines
 
 
-SECTIONS = (accuracy_section, calibration_section, distillation_section)
+def penultimate_section(results_dir):
+  """The paper's claim: with label smoothing, tighter clusters at equal distances."""
+  lines = []
+  for where, table in _load_all(results_dir, 'penultimate_stats.json'):
+    lines += [f'### Penultimate layer: {table["model"]} on {table["dataset"]}, classes '
+              f'{table["classes"]} ({where})', '',
+              'Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
+              '(a regular triangle).', '',
+              '| panel | mean spread / mean distance | equidistance (std / mean of distances) |',
+              '|---|---|---|']
+    for name, stats in table['panels'].items():
+      lines.append(f'| {name} | {stats["spread_over_distance"]:.3f} | '
+                   f'{stats["equidistance"]:.3f} |')
+    lines.append('')
+  return lines
+
+
+SECTIONS = (accuracy_section, penultimate_section, calibration_section, distillation_section)
 
 
 def build_report(results_dir):
