@@ -169,7 +169,7 @@ def compile_model(model, config, steps, jit_compile=False):
   model.optimizer.build(model.trainable_variables)
 
 
-def build_for(config, data_dir=None):
+def build_for(config):
   """The model (uncompiled) for a config, sized for its dataset and preprocessing."""
   from models import build_model  # pylint: disable=g-import-not-at-top  (avoids a cycle)
   return build_model(config, data.num_classes(config.dataset),
@@ -177,7 +177,7 @@ def build_for(config, data_dir=None):
 
 
 def load_trained(run_dir):
-  """(model, config) of a finished run directory of `experiments.train`."""
+  """(model, config, data_dir it was trained with) of a finished `experiments.train` run."""
   with open(os.path.join(run_dir, 'config.json')) as f:
     stored = json.load(f)
   config = recipes.TrainConfig(**stored['config'])
