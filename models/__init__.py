@@ -19,7 +19,8 @@ MODELS = ('fc', 'alexnet', 'resnet56')
 def build_model(config, num_classes, input_shape):
   """The classifier a TrainConfig describes (weight decay included as regularization losses)."""
   if config.model == 'fc':
-    return fc(num_classes, input_shape, width=config.width, dropout=config.dropout)
+    return fc(num_classes, input_shape, width=config.width, dropout=config.dropout,
+              init_variance=config.init_variance)
   if config.model == 'alexnet':
     return alexnet(num_classes, input_shape, weight_decay=config.weight_decay)
   if config.model == 'resnet56':

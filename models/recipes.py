@@ -32,6 +32,7 @@ class TrainConfig:
   preprocessing: str = 'mnist'
   width: int = 1200                   # fc only
   dropout: float = 0.0                # fc only
+  init_variance: float = 0.03         # fc only: the paper's Gaussian init variance
   validation_size: Optional[int] = None  # None: the dataset's documented hold-out
   # Distillation (a student when teacher_dir is set): soft = (1 - beta) CE + beta H(p_t(T),
   # p_s(T_s)); logits = (1 - beta) CE + beta 0.5 ||z_s - z_t||^2 (the MNIST variant).
@@ -86,6 +87,7 @@ def validate(config):
        f'lr_schedule must be piecewise, linear or constant, got {config.lr_schedule}'),
       (all(0 < b < 1 for b in config.lr_boundaries), 'lr_boundaries are fractions in (0, 1)'),
       (0 <= config.dropout < 1, 'dropout must be in [0, 1)'),
+      (config.init_variance > 0, 'init_variance must be positive'),
       (config.label_smoothing_convention in ('uniform', 't2t'),
        'label_smoothing_convention must be uniform or t2t'),
       (config.distillation in ('soft', 'logits'), 'distillation must be soft or logits'),

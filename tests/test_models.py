@@ -1,5 +1,6 @@
 """Architectures: parameter counts by hand, LRN against its formula, penultimate/templates API."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import models
@@ -78,3 +79,9 @@ def test_penultimate_and_templates():
     assert t.shape == (dim + 1, 10)
     logits = np.concatenate([h, np.ones((3, 1))], 1) @ t
     np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_fc_init_variance_is_the_papers():
+  for variance in (0.03, 0.0009):
+    kernel = models.fc(10, (28, 28, 1), init_variance=variance).get_layer('hidden1').kernel
+    assert np.var(kernel.numpy()) == pytest.approx(variance, rel=0.02)
