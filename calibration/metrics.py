@@ -9,18 +9,19 @@ import numpy as np
 NUM_BINS = 15
 
 
-def softmax(logits, temperature=1.0):
+def log_softmax(logits, temperature=1.0):
   z = np.asarray(logits, np.float64) / temperature
   z = z - z.max(axis=-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(axis=-1, keepdims=True)
+  return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def softmax(logits, temperature=1.0):
+  return np.exp(log_softmax(logits, temperature))
 
 
 def nll(logits, labels, temperature=1.0):
   """Mean negative log-likelihood of the true labels."""
-  z = np.asarray(logits, np.float64) / temperature
-  z = z - z.max(axis=-1, keepdims=True)
-  log_p = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+  log_p = log_softmax(logits, temperature)
   return float(-log_p[np.arange(len(labels)), labels].mean())
 
 
