@@ -1,7 +1,6 @@
 r"""Paper Figure 1 for fc on mnist: penultimate activations of classes 0, 1, 2
-(zero, one, two), projected onto the plane
-of their templates, without and with label smoothing,
-on training and validation examples.
+(zero, one, two), projected onto the plane of
+their templates, without and with label smoothing, on training and validation examples.
 
   python -m experiments.penultimate_mnist --output_dir=results/penultimate_mnist
 Trains alpha = 0 and 0.1 with the paper recipe, or reuses --run_dirs=DIR_ALPHA0,DIR_ALPHA0.1.
