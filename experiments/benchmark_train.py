@@ -30,9 +30,9 @@ def main(argv):
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     y = np.zeros(config.batch_size, np.int32)
     ds = tf.data.Dataset.from_tensors((x, y)).repeat()
-    model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
+    model.fit(ds, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, shuffle=False)
     rate = FLAGS.steps * config.batch_size / (time.perf_counter() - start)
     print(f'{name:9s} batch {config.batch_size:4d} {rate:9,.0f} images/s '
           f'({strategy.num_replicas_in_sync} replica(s))', flush=True)
