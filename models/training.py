@@ -176,17 +176,22 @@ def build_for(config):
                      data.preprocessing.OUTPUT_SHAPES[config.preprocessing])
 
 
-def load_trained(run_dir):
-  """(model, config, data_dir it was trained with) of a finished `experiments.train` run."""
+def read_run_config(run_dir):
+  """(TrainConfig, data_dir) recorded in a run directory's config.json."""
   with open(os.path.join(run_dir, 'config.json')) as f:
     stored = json.load(f)
-  config = recipes.TrainConfig(**stored['config'])
+  return recipes.TrainConfig(**stored['config']), stored.get('data_dir')
+
+
+def load_trained(run_dir):
+  """(model, config, data_dir it was trained with) of a finished `experiments.train` run."""
+  config, data_dir = read_run_config(run_dir)
   weights = os.path.join(run_dir, 'model.weights.h5')
   if not os.path.exists(weights):
     raise RunDirError(f'{run_dir} has no finished model (model.weights.h5); train it first.')
   model = build_for(config)
   model.load_weights(weights)
-  return model, config, stored.get('data_dir')
+  return model, config, data_dir
 
 
 def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
@@ -273,11 +278,10 @@ def run_logits(run_dir, data_dir=None):
   Reads logits.npz, or recomputes it from model.weights.h5 when it is missing.
   """
   path = os.path.join(run_dir, 'logits.npz')
+  config, stored_data_dir = read_run_config(run_dir)
   if not os.path.exists(path):
-    model, config, stored_data_dir = load_trained(run_dir)
+    model, _, _ = load_trained(run_dir)
     evaluate(model, config, data_dir or stored_data_dir, run_dir)
-  with open(os.path.join(run_dir, 'config.json')) as f:
-    config = recipes.TrainConfig(**json.load(f)['config'])
   with np.load(path) as values:
     splits = {s: (values[s], values[s + '_labels']) for s in ('validation', 'test')
               if s in values.files}
