@@ -2,8 +2,7 @@
 import json
 import os
 
-import numpy as np
-
+from distillation.seeds import mean_std
 from models import recipes, training
 
 
@@ -20,11 +19,6 @@ def run_grid(output_dir, model, alphas, seeds, overrides, **train_kwargs):
       run_dir = os.path.join(output_dir, run_dir_name(alpha, seed))
       results[(alpha, seed)] = training.train_and_evaluate(config, run_dir, **train_kwargs)
   return results
-
-
-def mean_std(values):
-  values = np.asarray(values, np.float64)
-  return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
 def accuracy_rows(results, split='test'):

@@ -4,8 +4,12 @@ import math
 import keras
 
 
-def fc(num_classes, input_shape, width=1200, dropout=0.0, init_variance=0.03):
-  """Two ReLU hidden layers; Gaussian init with variance 0.03 as the paper states."""
+def fc(num_classes, input_shape, width=1200, dropout=0.0, init_variance=0.0009):
+  """Two ReLU hidden layers; zero-mean Gaussian init of the given variance, zero biases.
+
+  The default, standard deviation 0.03, is the reading of the paper's "variance 0.03" that
+  reproduces its accuracy (see models/recipes.py).
+  """
   init = keras.initializers.RandomNormal(stddev=math.sqrt(init_variance))
   inputs = keras.Input(input_shape)
   x = keras.layers.Flatten()(inputs)

@@ -32,7 +32,11 @@ class TrainConfig:
   preprocessing: str = 'mnist'
   width: int = 1200                   # fc only
   dropout: float = 0.0                # fc only
-  init_variance: float = 0.03         # fc only: the paper's Gaussian init variance
+  # fc only: Gaussian init variance. The paper writes "variance 0.03"; read literally (std 0.17,
+  # initial logits ~30) the 2x1200 recipe reaches only 97.8-98.4% here, read as standard deviation
+  # 0.03 it reaches 99.2-99.3%, the accuracy of the paper's Table 4 and of the replication. The
+  # default is the reading that reproduces the paper; --init_variance=0.03 is the literal one.
+  init_variance: float = 0.0009
   validation_size: Optional[int] = None  # None: the dataset's documented hold-out
   # Distillation (a student when teacher_dir is set): soft = (1 - beta) CE + beta H(p_t(T),
   # p_s(T_s)); logits = (1 - beta) CE + beta 0.5 ||z_s - z_t||^2 (the MNIST variant).

@@ -183,6 +183,17 @@ def read_run_config(run_dir):
   return recipes.TrainConfig(**stored['config']), stored.get('data_dir')
 
 
+def finished_results(run_dir):
+  """results.json of a finished run, or a RunDirError saying what is missing."""
+  if not os.path.isdir(run_dir):
+    raise RunDirError(f'{run_dir} does not exist; give the directory of a finished run.')
+  path = os.path.join(run_dir, 'results.json')
+  if not os.path.exists(path):
+    raise RunDirError(f'{run_dir} has not finished (no results.json); train it to the end first.')
+  with open(path) as f:
+    return json.load(f)
+
+
 def load_trained(run_dir):
   """(model, config, data_dir it was trained with) of a finished `experiments.train` run."""
   config, data_dir = read_run_config(run_dir)
