@@ -1,5 +1,6 @@
 """Datasets of the reproduction: raw-file/tfds loading, the paper's splits and augmentation chains."""
-from data.input_pipeline import build_dataset, load_split, num_classes, num_examples, SPLITS
+from data.input_pipeline import build_dataset, DEFAULT_PREPROCESSING, load_split, num_classes
+from data.input_pipeline import num_examples, SPLITS
 from data.preprocessing import CHAINS as PREPROCESSING_CHAINS
 from data.readers import DataError
-from data.sources import DATASETS
+from data.sources import DATASETS, DEFAULT_DATA_DIR

@@ -12,6 +12,10 @@ from data.readers import DataError
 DEFAULT_VALIDATION_SIZE = {'mnist': 5000, 'fashion_mnist': 5000, 'emnist': 5000,
                            'cifar10': 10000, 'cifar100': 10000}
 SPLITS = ('train', 'validation', 'test')
+# The chain each dataset's recipe uses (models/recipes.py), for callers who name none.
+DEFAULT_PREPROCESSING = {'mnist': 'mnist_shift', 'fashion_mnist': 'mnist_shift',
+                         'emnist': 'mnist_shift', 'cifar10': 'alexnet_cifar',
+                         'cifar100': 'resnet_cifar'}
 
 
 def num_classes(name):
@@ -53,22 +57,31 @@ def _shuffled_index_stream(n, seed, start):
 
 def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
                   preprocessing_name=None, validation_size=None, start_step=0,
-                  download=False, with_index=False):
+                  download=False, with_index=False, teacher_view=None):
   """Batches of (image float32 [B, H, W, C], label int32 [B]).
 
   training=True: endless, shuffled, augmented by the chain's training half, full batches
   only (tf.distribute splits them evenly); batch k is the same whatever `start_step` a
   run resumes from. training=False: one ordered pass through the split, evaluation chain,
-  last partial batch kept. with_index=True adds each example's index in the split, which
-  distillation uses to look up cached teacher outputs.
+  last partial batch kept. preprocessing_name None: the dataset's recipe chain
+  (DEFAULT_PREPROCESSING); data_dir None: ../shared/datasets beside the project.
+  with_index=True adds each example's index in the split (to look up cached teacher outputs);
+  teacher_view=CHAIN (training only) yields ((image, that chain's view of the same random
+  draw), label), so a distillation teacher sees what the student sees.
   """
   images, labels = load_split(name, split, data_dir, validation_size, download)
   if len(labels) == 0:
     raise DataError(f'split "{split}" of {name} is empty (validation_size=0?).')
-  if preprocessing_name not in preprocessing.CHAINS:
-    raise DataError(f'unknown preprocessing "{preprocessing_name}"; choose one of '
-                    f'{", ".join(preprocessing.CHAINS)}.')
+  preprocessing_name = preprocessing_name or DEFAULT_PREPROCESSING[name]
+  for chain in (preprocessing_name, teacher_view or preprocessing_name):
+    if chain not in preprocessing.CHAINS:
+      raise DataError(f'unknown preprocessing "{chain}"; choose one of '
+                      f'{", ".join(preprocessing.CHAINS)}.')
   train_chain, eval_chain = preprocessing.CHAINS[preprocessing_name]
+  if teacher_view:
+    if not training:
+      raise DataError('teacher_view is for training streams only.')
+    train_chain = preprocessing.matched_views(preprocessing_name, teacher_view)
   images_t, labels_t = tf.constant(images), tf.constant(labels)
 
   def gather(step, index):

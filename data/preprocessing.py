@@ -25,12 +25,17 @@ def crop(images, offset_y, offset_x, height, width):
   return tf.gather(images, cols, axis=2, batch_dims=1)
 
 
-def _random_crop(images, size, seed):
+def _crop_offsets(images, size, seed):
+  """Per-image random offsets (oy, ox) of a size x size window, each in [0, side - size]."""
   batch, height, width = tf.shape(images)[0], tf.shape(images)[1], tf.shape(images)[2]
   seeds = tf.random.experimental.stateless_split(seed, 2)
   oy = tf.random.stateless_uniform([batch], seeds[0], 0, height - size + 1, dtype=tf.int32)
   ox = tf.random.stateless_uniform([batch], seeds[1], 0, width - size + 1, dtype=tf.int32)
-  return crop(images, oy, ox, size, size)
+  return oy, ox
+
+
+def _random_crop(images, size, seed):
+  return crop(images, *_crop_offsets(images, size, seed), size, size)
 
 
 def central_crop(images, size):
@@ -40,9 +45,16 @@ def central_crop(images, size):
   return crop(images, oy, ox, size, size)
 
 
+def _flip_mask(images, seed):
+  return tf.random.stateless_uniform([tf.shape(images)[0]], seed) < 0.5
+
+
+def _flip(images, mask):
+  return tf.where(mask[:, None, None, None], tf.reverse(images, axis=[2]), images)
+
+
 def _random_flip(images, seed):
-  flip = tf.random.stateless_uniform([tf.shape(images)[0]], seed) < 0.5
-  return tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+  return _flip(images, _flip_mask(images, seed))
 
 
 def _per_image_uniform(images, seed, low, high):
@@ -51,12 +63,29 @@ def _per_image_uniform(images, seed, low, high):
 
 def alexnet_cifar_train(images, seed):
   """TF CIFAR-10 tutorial: crop 24, flip, brightness 63, contrast [0.2, 1.8], standardize."""
+  return _alexnet_cifar_views(images, seed, with_resnet_view=False)[0]
+
+
+def _alexnet_cifar_views(images, seed, with_resnet_view):
+  """The AlexNet view and, if asked, the ResNet-56 view drawn from the same random numbers.
+
+  The ResNet chain pads 32x32 images to 40 and crops 32 at an offset in [0, 8]^2; AlexNet's
+  crops 24 at an offset in [0, 8]^2. Using the same offset and flip for both, the AlexNet crop
+  is exactly the central 24x24 of the ResNet view (before the photometric distortions, which
+  the ResNet teacher never trained with and does not get).
+  """
   s = tf.random.experimental.stateless_split(seed, 4)
-  x = _random_flip(_random_crop(images, 24, s[0]), s[1])
+  oy, ox = _crop_offsets(images, 24, s[0])
+  flip = _flip_mask(images, s[1])
+  x = _flip(crop(images, oy, ox, 24, 24), flip)
   x = x + _per_image_uniform(x, s[2], -63.0, 63.0)
   mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)  # adjust_contrast: per channel mean
   x = (x - mean) * _per_image_uniform(x, s[3], 0.2, 1.8) + mean
-  return per_image_standardization(x)
+  if not with_resnet_view:
+    return per_image_standardization(x), None
+  padded = tf.pad(images, [[0, 0], [4, 4], [4, 4], [0, 0]])
+  teacher = _flip(crop(padded, oy, ox, 32, 32), flip)
+  return per_image_standardization(x), per_image_standardization(teacher)
 
 
 def alexnet_cifar_eval(images, seed=None):
@@ -95,6 +124,27 @@ CHAINS = {
     'mnist_shift': (mnist_shift_train, unit_range),
     'mnist': (unit_range, unit_range),
 }
+
+def is_deterministic(name):
+  """True when the chain's training half is its evaluation half (no augmentation)."""
+  train, evaluation = CHAINS[name]
+  return train is evaluation
+
+
+def matched_views(student, teacher):
+  """fn(images, seed) -> (student's training view, teacher's view of the same draw).
+
+  Same chain: the teacher sees exactly what the student sees. AlexNet student, ResNet-56
+  teacher: the same crop offset and flip, each at its own resolution (_alexnet_cifar_views).
+  """
+  if student == teacher:
+    train = CHAINS[student][0]
+    return lambda images, seed: (lambda x: (x, x))(train(images, seed))
+  if (student, teacher) == ('alexnet_cifar', 'resnet_cifar'):
+    return lambda images, seed: _alexnet_cifar_views(images, seed, with_resnet_view=True)
+  raise ValueError(f'no matched augmentation for a "{student}" student and a "{teacher}" '
+                   'teacher; use teacher_outputs=cached.')
+
 
 # preprocessing name -> shape of the images it produces (the model's input shape)
 OUTPUT_SHAPES = {'alexnet_cifar': (24, 24, 3), 'resnet_cifar': (32, 32, 3),

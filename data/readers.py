@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import struct
+import tarfile
 
 import numpy as np
 
@@ -61,12 +62,20 @@ def _records_to_images(pixels):
   return pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
-def read_cifar_binary(paths, label_bytes, label_index):
-  """Reads CIFAR binary files: each record is ``label_bytes`` then 3072 pixel bytes."""
+def _read(path):
+  with open(path, 'rb') as f:
+    return f.read()
+
+
+def read_cifar_binary(paths, label_bytes, label_index, blobs=None):
+  """Reads CIFAR binary files: each record is ``label_bytes`` then 3072 pixel bytes.
+
+  ``blobs`` (one bytes object per path) are read instead of the files, e.g. tar members.
+  """
   record = label_bytes + 3072
   images, labels = [], []
-  for path in paths:
-    raw = np.fromfile(path, dtype=np.uint8)
+  for i, path in enumerate(paths):
+    raw = np.frombuffer(blobs[i] if blobs else _read(path), dtype=np.uint8)
     if raw.size == 0 or raw.size % record:
       raise DataError(f'{path}: size {raw.size} is not a multiple of the {record}-byte CIFAR '
                       'record; the file is truncated or not a CIFAR binary file.')
@@ -93,14 +102,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
     raise pickle.UnpicklingError(f'global {module}.{name} is not allowed')
 
 
-def read_cifar_pickle(paths, label_key):
+def read_cifar_pickle(paths, label_key, blobs=None):
+  """Reads CIFAR python batches through the restricted unpickler (``blobs`` as above)."""
   images, labels = [], []
-  for path in paths:
-    with open(path, 'rb') as f:
-      try:
-        batch = _RestrictedUnpickler(io.BytesIO(f.read()), encoding='bytes').load()
-      except Exception as e:  # pylint: disable=broad-except
-        raise DataError(f'{path}: refusing or unable to read CIFAR pickle ({e}).') from None
+  for i, path in enumerate(paths):
+    try:
+      batch = _RestrictedUnpickler(io.BytesIO(blobs[i] if blobs else _read(path)),
+                                   encoding='bytes').load()
+    except Exception as e:  # pylint: disable=broad-except
+      raise DataError(f'{path}: refusing or unable to read CIFAR pickle ({e}).') from None
     if not isinstance(batch, dict):
       raise DataError(f'{path}: not a CIFAR python batch (expected a dict).')
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
@@ -113,6 +123,18 @@ def read_cifar_pickle(paths, label_key):
     images.append(_records_to_images(data))
     labels.append(np.asarray(batch[label_key], dtype=np.int32))
   return np.concatenate(images), np.concatenate(labels)
+
+
+def read_tar_members(archive, names):
+  """{name: bytes} of the members `names` of a (gzipped) tar archive; None if any is absent."""
+  try:
+    with tarfile.open(archive) as tar:
+      members = {m.name: m for m in tar.getmembers() if m.isfile()}
+      if not all(n in members for n in names):
+        return None
+      return {n: tar.extractfile(members[n]).read() for n in names}
+  except (tarfile.TarError, OSError, EOFError) as e:
+    raise DataError(f'{archive}: unreadable archive ({e}); re-download it.') from None
 
 
 def find_dir(data_dir, candidates):

@@ -1,3 +1,4 @@
-"""Knowledge distillation (paper Section 4): losses, cached teacher outputs, smoothness index."""
-from distillation.losses import DistillationLoss, pack_targets
+"""Knowledge distillation (paper Section 4): losses, the student objective, smoothness index."""
+from distillation.losses import DistillationLoss
 from distillation.smoothness import smoothness_index
+from distillation.teacher import student_objective, train_student

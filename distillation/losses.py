@@ -1,7 +1,8 @@
-"""Distillation objectives on packed targets: y = [label, teacher logits (K)] per example.
+"""Distillation objectives on joined outputs: y_pred = [student logits (K), teacher logits (K)].
 
-Packing the cached teacher logits into the targets lets a student train with the ordinary
-Keras fit loop, so tf.distribute scaling, checkpoints and resumption work unchanged.
+The student's training model (distillation.teacher) outputs both, whether the teacher runs on
+the fly or its logits are cached, so the student trains with the ordinary Keras fit loop and
+tf.distribute scaling, checkpoints and resumption work unchanged.
 """
 import keras
 import tensorflow as tf
@@ -11,13 +12,9 @@ from models.losses import smooth_labels
 KINDS = ('soft', 'logits')
 
 
-def pack_targets(labels, teacher_logits):
-  return tf.concat([tf.cast(labels, tf.float32)[:, None], tf.cast(teacher_logits, tf.float32)], 1)
-
-
 @keras.saving.register_keras_serializable('distillation')
 class DistillationLoss(keras.losses.Loss):
-  """Per-example distillation loss.
+  """Per-example distillation loss; y_true are class indices, y_pred [student | teacher] logits.
 
   soft:   (1 - beta) * H(y_ls, p_s) + beta * H(p_t(T), p_s(T_s))   (paper Section 4)
   logits: (1 - beta) * H(y_ls, p_s) + beta * 0.5 * sum_k (z_s - z_t)^2   (the MNIST variant,
@@ -38,12 +35,13 @@ class DistillationLoss(keras.losses.Loss):
     self.student_temperature, self.label_smoothing = float(student_temperature), label_smoothing
 
   def call(self, y_true, y_pred):
-    num_classes = y_pred.shape[-1]
-    if y_true.shape[-1] != num_classes + 1:
-      raise ValueError(f'packed targets of shape {y_true.shape} do not match predictions of '
-                       f'shape {y_pred.shape}; expected [batch, 1 + {num_classes}].')
-    labels = tf.one_hot(tf.cast(y_true[:, 0], tf.int32), num_classes, dtype=y_pred.dtype)
-    teacher = tf.cast(y_true[:, 1:], y_pred.dtype)
+    if y_pred.shape[-1] % 2:
+      raise ValueError(f'predictions of shape {y_pred.shape} are not [student | teacher] logits '
+                       '(an even number of columns).')
+    num_classes = y_pred.shape[-1] // 2
+    y_pred, teacher = y_pred[:, :num_classes], y_pred[:, num_classes:]
+    labels = tf.one_hot(tf.reshape(tf.cast(y_true, tf.int32), [-1]), num_classes,
+                        dtype=y_pred.dtype)
     if self.label_smoothing:
       labels = smooth_labels(labels, num_classes, self.label_smoothing)
     hard = -tf.reduce_sum(labels * tf.nn.log_softmax(y_pred), axis=-1)

@@ -1,33 +1,95 @@
-"""Teacher outputs for a student's training split, computed once and looked up by index.
+"""A student's training objective: the teacher's outputs joined to the student's logits.
 
-Cached, not on the fly: each training example's teacher logits come from the teacher's own
-evaluation view of it (no augmentation). For the MNIST students, which see un-augmented
-images, this equals computing them on the fly; for the augmented CIFAR-10 AlexNet students it
-is a documented approximation (the teacher sees the clean image, the student an augmented one).
+on_the_fly: the frozen teacher runs inside the student's training step (under the same
+tf.distribute strategy) on its view of the very example the student sees: the same random
+draw, through data.preprocessing.matched_views (AlexNet student, ResNet-56 teacher: the same
+crop offset and flip, the student's 24x24 crop being the centre of the teacher's 32x32 view).
+cached: one pass of the teacher over the clean training images, looked up by example index;
+exact for students without augmentation (MNIST), an approximation for augmented ones, faster.
 """
+import keras
 import numpy as np
 import tensorflow as tf
 
 import data
+from data import preprocessing
+from distillation.losses import DistillationLoss
+from distillation.smoothness import smoothness_index
+from models import training
 
 
 def teacher_train_logits(teacher_dir, student_config, data_dir=None):
-  """(logits [N_train, K], labels [N_train]) of the teacher on the student's train split."""
-  from models import training  # pylint: disable=g-import-not-at-top  (models imports us lazily)
+  """(logits [N_train, K], labels [N_train]) of the teacher on the student's clean train split."""
   teacher, teacher_config, _ = training.load_trained(teacher_dir)
-  if (teacher_config.dataset, teacher_config.validation_size) != (
-      student_config.dataset, student_config.validation_size):
-    raise ValueError(f'teacher {teacher_dir} was trained on a different dataset or split than '
-                     'the student; distill within one dataset and validation_size.')
+  _check_same_split(teacher_dir, teacher_config, student_config)
   ds = data.build_dataset(student_config.dataset, 'train', batch_size=1000, training=False,
                           data_dir=data_dir, preprocessing_name=teacher_config.preprocessing,
                           validation_size=student_config.validation_size)
   return training.predict_logits(teacher, ds)
 
 
-def attach_teacher_logits(dataset, teacher_logits):
-  """(x, y, index) batches -> (x, [y, teacher logits]) batches."""
-  from distillation.losses import pack_targets  # pylint: disable=g-import-not-at-top
-  table = tf.constant(np.asarray(teacher_logits, np.float32))
-  return dataset.map(lambda x, y, i: (x, pack_targets(y, tf.gather(table, i))),
-                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+def _check_same_split(teacher_dir, teacher_config, student_config):
+  if (teacher_config.dataset, teacher_config.validation_size) != (
+      student_config.dataset, student_config.validation_size):
+    raise ValueError(f'teacher {teacher_dir} was trained on a different dataset or split than '
+                     'the student; distill within one dataset and validation_size.')
+
+
+def teacher_outputs_mode(config):
+  """The config's teacher_outputs, resolving None: cached exactly when nothing is random."""
+  if config.teacher_outputs:
+    return config.teacher_outputs
+  return 'cached' if preprocessing.is_deterministic(config.preprocessing) else 'on_the_fly'
+
+
+def student_objective(config, data_dir=None):
+  """training.Objective of a student: distillation loss on [student | teacher] logits."""
+  teacher_config, _ = training.read_run_config(config.teacher_dir)
+  _check_same_split(config.teacher_dir, teacher_config, config)
+  mode = teacher_outputs_mode(config)
+  loss = DistillationLoss(config.distillation, config.distill_beta, config.distill_temperature,
+                          config.student_temperature, config.label_smoothing)
+  logits, labels = teacher_train_logits(config.teacher_dir, config, data_dir)
+  results = {'teacher_outputs': mode,
+             'teacher_smoothness_index': smoothness_index(logits, labels,
+                                                          config.distill_temperature)}
+
+  def stream(data_dir, start, **kwargs):
+    return training.train_dataset(config, data_dir, start, **kwargs)
+
+  if mode == 'cached':
+    table = tf.constant(np.asarray(logits, np.float32))
+
+    def wrap(student):
+      cached = keras.Input((table.shape[-1],), name='teacher_logits')
+      return _joined(student, cached, cached)
+
+    def dataset(data_dir, start):
+      return stream(data_dir, start, with_index=True).map(
+          lambda x, y, i: ((x, tf.gather(table, i)), y), num_parallel_calls=tf.data.AUTOTUNE,
+          deterministic=True)
+  else:
+    def wrap(student):
+      teacher, _, _ = training.load_trained(config.teacher_dir)
+      teacher.trainable = False
+      view = keras.Input(teacher.input_shape[1:], name='teacher_view')
+      return _joined(student, view, teacher(view, training=False))
+
+    def dataset(data_dir, start):
+      return stream(data_dir, start, teacher_view=teacher_config.preprocessing)
+  return training.Objective(loss=loss, wrap=wrap, train_dataset=dataset, results=results)
+
+
+def train_student(config, output_dir, **kwargs):
+  """training.train_and_evaluate for a student (config.teacher_dir set); kwargs pass through."""
+  return training.train_and_evaluate(
+      config, output_dir, objective=lambda: student_objective(config, kwargs.get('data_dir')),
+      **kwargs)
+
+
+def _joined(student, teacher_input, teacher_logits):
+  """Model (student input, teacher input) -> [student logits | teacher logits (no gradient)]."""
+  image = keras.Input(student.input_shape[1:], name='image')
+  joined = keras.layers.Concatenate(name='student_and_teacher_logits', dtype='float32')(
+      [student(image), keras.ops.stop_gradient(teacher_logits)])
+  return keras.Model([image, teacher_input], joined, name='student_training')

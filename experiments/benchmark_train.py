@@ -1,7 +1,10 @@
-r"""Training images/second of each model with its recipe's optimizer and batch size.
+r"""Training examples/second of each model with its recipe's optimizer and batch size, per policy.
 
-  python -m experiments.benchmark_train [--steps=30] [--models=fc,alexnet,resnet56]
-Feeds one cached synthetic batch, so the figure is the model's step cost alone.
+  python -m experiments.benchmark_train [--steps=40] [--models=fc,alexnet,resnet56] \
+      [--dtype_policies=float32,mixed_bfloat16]
+Feeds one cached synthetic batch, so the figure is the model's step cost alone. The rate comes
+from the median interval between consecutive step ends after warm-up (steady state), not from
+whole fit() calls, whose start and return stall for seconds and made earlier figures swing 2x.
 """
 import time
 
@@ -10,32 +13,57 @@ from absl import flags
 from experiments import common
 
 flags.DEFINE_list('models', ['fc', 'alexnet', 'resnet56'], 'Models to time.')
-flags.DEFINE_integer('steps', 30, 'Timed steps per model (after 5 warm-up steps).')
+flags.DEFINE_list('dtype_policies', ['float32', 'mixed_bfloat16'], 'Keras dtype policies.')
+flags.DEFINE_integer('steps', 40, 'Timed steps per model (after 5 warm-up steps).', lower_bound=3)
+flags.register_validator('models', lambda v: set(v) <= {'fc', 'alexnet', 'resnet56'},
+                         '--models must be a comma-separated subset of fc,alexnet,resnet56.')
+flags.register_validator('dtype_policies', lambda v: set(v) <= {'float32', 'mixed_bfloat16'},
+                         '--dtype_policies must be a subset of float32,mixed_bfloat16.')
 common.define_runtime_flags()
 FLAGS = flags.FLAGS
 
 
+def steady_step_seconds(model, dataset, steps, warmup=5):
+  """Median seconds between consecutive training-step ends, after `warmup` steps."""
+  import keras  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  ends = []
+  clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, l: ends.append(
+      time.perf_counter()))
+  model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False,
+            callbacks=[clock])
+  return float(np.median(np.diff(ends[warmup:])))
+
+
 def main(argv):
   del argv
+  import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
   for name in FLAGS.models:
-    config = recipes.recipe(name, train_steps=1000)
-    with strategy.scope():
-      model = training.build_for(config)
-      training.compile_model(model, config, 1000, FLAGS.jit_compile)
-    shape = (config.batch_size,) + model.input_shape[1:]
-    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    y = np.zeros(config.batch_size, np.int32)
-    ds = tf.data.Dataset.from_tensors((x, y)).repeat()
-    model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0, shuffle=False)
-    start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0, shuffle=False)
-    rate = FLAGS.steps * config.batch_size / (time.perf_counter() - start)
-    print(f'{name:9s} batch {config.batch_size:4d} {rate:9,.0f} images/s '
-          f'({strategy.num_replicas_in_sync} replica(s))', flush=True)
+    rates = {}
+    for policy in FLAGS.dtype_policies:
+      config = recipes.recipe(name, train_steps=1000, dtype_policy=policy)
+      keras.backend.clear_session()
+      keras.config.set_dtype_policy(policy)
+      with strategy.scope():
+        model = training.build_for(config)
+        training.compile_model(model, config, 1000, FLAGS.jit_compile)
+      shape = (config.batch_size,) + model.input_shape[1:]
+      x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+      y = np.zeros(config.batch_size, np.int32)
+      ds = tf.data.Dataset.from_tensors((x, y)).repeat()
+      seconds = steady_step_seconds(model, ds, FLAGS.steps)
+      rates[policy] = config.batch_size / seconds
+      print(f'{name:9s} {policy:15s} batch {config.batch_size:4d} {seconds * 1000:8.1f} ms/step '
+            f'{rates[policy]:9,.0f} examples/s ({strategy.num_replicas_in_sync} replica(s))',
+            flush=True)
+    if len(rates) == 2:
+      print(f'{name:9s} mixed_bfloat16 / float32 speed: '
+            f'{rates["mixed_bfloat16"] / rates["float32"]:.2f}x', flush=True)
+  keras.config.set_dtype_policy('float32')
 
 
 if __name__ == '__main__':

@@ -13,7 +13,8 @@ from experiments import common
 
 flags.DEFINE_string('output_dir', None, 'Sweep and calibration output directory.')
 flags.mark_flag_as_required('output_dir')
-flags.DEFINE_list('alphas', ['0', '0.05'], 'Label-smoothing values to train.')
+common.define_number_list('alphas', ['0', '0.05'], 'Label-smoothing values to train.',
+                          lower=0.0, upper=1.0)
 flags.DEFINE_list('run_dirs', None, 'Reuse these finished runs instead of training.')
 flags.DEFINE_integer('num_bins', 15, 'ECE bins.', lower_bound=1)
 common.define_training_flags(default_model='resnet56')

@@ -10,12 +10,11 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
-DEFAULT_DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                '..', 'shared', 'datasets')
 
 
 def define_data_flags():
-  flags.DEFINE_string('data_dir', os.path.normpath(DEFAULT_DATA_DIR),
+  from data.sources import DEFAULT_DATA_DIR  # pylint: disable=g-import-not-at-top
+  flags.DEFINE_string('data_dir', DEFAULT_DATA_DIR,
                       'Folder with the raw dataset files (mnist/, cifar-10-batches-bin/, ...); '
                       'tfds is tried when they are not there.')
   flags.DEFINE_boolean('download', False, 'Let tfds download and prepare missing datasets.')
@@ -31,6 +30,27 @@ def define_runtime_flags():
                        'MirroredStrategy on logical CPU devices; never faster on CPU here).')
   flags.DEFINE_integer('checkpoint_every', 1000, 'Checkpoint and log every N steps.',
                        lower_bound=1)
+  flags.DEFINE_integer('stop_after_steps', None, 'Stop every run at this step without '
+                       'evaluating, as a kill would (for time-boxed jobs); rerun to continue.',
+                       lower_bound=1)
+
+
+def define_number_list(name, default, help_text, kind=float, lower=None, upper=None):
+  """A comma-separated list flag whose every entry must be a `kind` in [lower, upper)."""
+  flags.DEFINE_list(name, default, help_text)
+
+  def valid(values):
+    try:
+      numbers = [kind(v) for v in values or []]
+    except ValueError:
+      return False
+    return all((lower is None or x >= lower) and (upper is None or x < upper) for x in numbers)
+
+  what = 'integers' if kind is int else 'numbers'
+  bounds = f' in [{lower}, {upper})' if upper is not None else (
+      f' >= {lower}' if lower is not None else '')
+  flags.register_validator(name, valid, f'--{name} must be a comma-separated list of {what}'
+                           f'{bounds}, e.g. --{name}={",".join(default or ["0.5"])}.')
 
 
 def define_recipe_flags(default_model=None):
@@ -48,7 +68,8 @@ def define_recipe_flags(default_model=None):
                      '--train_steps is unset.')
   flags.DEFINE_float('learning_rate', None, 'Base learning rate (recipe default).')
   flags.DEFINE_enum('lr_schedule', None, ['piecewise', 'linear', 'constant'], 'LR schedule.')
-  flags.DEFINE_list('lr_boundaries', None, 'Piecewise boundaries as fractions of train_steps.')
+  define_number_list('lr_boundaries', None, 'Piecewise boundaries as fractions of train_steps.',
+                     lower=0.0, upper=1.0)
   flags.DEFINE_float('lr_decay_factor', None, 'Piecewise decay factor.')
   flags.DEFINE_float('momentum', None, 'Momentum (0: plain SGD).')
   flags.DEFINE_float('dampening', None, 'Momentum dampening (0.9: the MNIST gradient smoothing).')
@@ -64,6 +85,9 @@ def define_recipe_flags(default_model=None):
   flags.DEFINE_float('init_variance', None, 'fc Gaussian init variance (default 0.0009, i.e. '
                      'std 0.03: the reading that reproduces the paper; 0.03 is the literal '
                      'reading of its text, see models/recipes.py).')
+  flags.DEFINE_enum('dtype_policy', None, ['float32', 'mixed_bfloat16'], 'Keras dtype policy '
+                    '(default float32; mixed_bfloat16 as on TPUs: losses, softmax, optimizer '
+                    'variables, LRN and evaluation stay float32).')
   flags.DEFINE_integer('validation_size', None, 'Examples held out of the official training '
                        'set as validation (default: 10000 CIFAR, 5000 MNIST-family).')
   flags.register_validator('label_smoothing', lambda a: 0.0 <= a < 1.0,
@@ -76,7 +100,7 @@ def recipe_overrides(**fixed):
            'train_steps', 'train_epochs', 'learning_rate', 'lr_schedule', 'lr_decay_factor',
            'momentum', 'dampening', 'nesterov', 'last_layer_lr_multiplier', 'loss_multiplier',
            'weight_decay', 'clip_norm', 'preprocessing', 'width', 'dropout', 'init_variance',
-           'validation_size']
+           'validation_size', 'dtype_policy']
   overrides = {n: FLAGS[n].value for n in names}
   if FLAGS.lr_boundaries is not None:
     overrides['lr_boundaries'] = tuple(float(b) for b in FLAGS.lr_boundaries)
@@ -100,18 +124,27 @@ def make_strategy():
 def train_kwargs():
   """Keyword arguments of models.training.train_and_evaluate set by the runtime flags."""
   return dict(data_dir=FLAGS.data_dir, strategy=make_strategy(), jit_compile=FLAGS.jit_compile,
-              checkpoint_every=FLAGS.checkpoint_every)
+              checkpoint_every=FLAGS.checkpoint_every, stop_after_steps=FLAGS.stop_after_steps)
 
 
 def run(main):
   """app.run(main), with user mistakes reported as one line instead of a traceback."""
   def guarded(argv):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from data import DataError  # pylint: disable=g-import-not-at-top
-    from models.training import RunDirError  # pylint: disable=g-import-not-at-top
+    from models.training import RunDirError, TrainingDivergedError  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.WARNING)  # keep tf.distribute's INFO chatter out of progress
     try:
       main(argv)
-    except (DataError, RunDirError, ValueError) as e:
-      print(f'error: {e}', file=sys.stderr)
-      sys.exit(1)
+    except (DataError, RunDirError, TrainingDivergedError, ValueError) as e:
+      _fail(str(e))
+    except OSError as e:  # a path a user gave: missing, a file for a folder, no permission
+      _fail(f'{e.strerror or e}: {e.filename or ""}; check the paths given in the flags.')
+    except tf.errors.OpError as e:  # the same through TensorFlow's file systems (gs://)
+      _fail(f'{e.message.splitlines()[0]}; check the paths given in the flags.')
   app.run(guarded)
+
+
+def _fail(message):
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(1)

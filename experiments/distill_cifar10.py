@@ -16,19 +16,25 @@ from experiments import common
 
 flags.DEFINE_string('output_dir', None, 'Sweep directory.')
 flags.mark_flag_as_required('output_dir')
-flags.DEFINE_list('teacher_alphas', ['0', '0.15', '0.3', '0.45', '0.6', '0.75'],
-                  'Label smoothing of the teachers (and the student baselines).')
-flags.DEFINE_list('temperatures', ['1', '2', '3', '4', '8', '12', '16'],
-                  'Temperatures for distilling from the hard-target teacher.')
+common.define_number_list('teacher_alphas', ['0', '0.15', '0.3', '0.45', '0.6', '0.75'],
+                          'Label smoothing of the teachers (and the student baselines).',
+                          lower=0.0, upper=1.0)
+common.define_number_list('temperatures', ['1', '2', '3', '4', '8', '12', '16'],
+                          'Temperatures for distilling from the hard-target teacher.', lower=1e-6)
 flags.DEFINE_integer('num_seeds', 5, 'Seeds per point (paper: 5).', lower_bound=1)
+flags.DEFINE_enum('teacher_outputs', 'on_the_fly', ['on_the_fly', 'cached'],
+                  'on_the_fly: the teacher sees the student\'s own augmented example (same crop '
+                  'offset and flip); cached: teacher logits of the clean training images, '
+                  'computed once (faster, an approximation for augmented students).')
 flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split plotted (paper: the '
                   '10k validation split).')
 common.define_training_flags()
 FLAGS = flags.FLAGS
 
 
-def plan(output_dir, alphas, temperatures, seeds):
+def plan(output_dir, alphas, temperatures, seeds, teacher_outputs='on_the_fly'):
   """[(group, setting, seed, model, run_dir, extra recipe fields)] in training order."""
+  students = dict(teacher_outputs=teacher_outputs)
   def teacher_dir(alpha, seed):
     return os.path.join(output_dir, 'teachers', f'alpha_{alpha:g}_seed_{seed}')
   runs = []
@@ -40,17 +46,17 @@ def plan(output_dir, alphas, temperatures, seeds):
               dict(label_smoothing=a)) for a in alphas]
     runs += [('student_hard_teacher', t, seed, 'alexnet',
               os.path.join(output_dir, 'students_hard_teacher', f'T_{t:g}_seed_{seed}'),
-              dict(teacher_dir=teacher_dir(0.0, seed), distill_temperature=t))
+              dict(teacher_dir=teacher_dir(0.0, seed), distill_temperature=t, **students))
              for t in temperatures]
     runs += [('student_smoothed_teacher', a, seed, 'alexnet',
               os.path.join(output_dir, 'students_smoothed_teacher', f'alpha_{a:g}_seed_{seed}'),
-              dict(teacher_dir=teacher_dir(a, seed))) for a in alphas if a > 0]
+              dict(teacher_dir=teacher_dir(a, seed), **students)) for a in alphas if a > 0]
   return runs
 
 
 def main(argv):
   del argv
-  from distillation import figures  # pylint: disable=g-import-not-at-top
+  from distillation import figures, train_student  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
@@ -60,11 +66,12 @@ def main(argv):
   kwargs = common.train_kwargs()
   points = []
   runs = plan(FLAGS.output_dir, alphas, [float(t) for t in FLAGS.temperatures],
-              range(FLAGS.num_seeds))
+              range(FLAGS.num_seeds), FLAGS.teacher_outputs)
   for i, (group, setting, seed, model, run_dir, extra) in enumerate(runs):
     print(f'[{i + 1}/{len(runs)}] {group} {setting:g} seed {seed}', flush=True)
     config = recipes.recipe(model, **dict(base, seed=seed, **extra))
-    results = training.train_and_evaluate(config, run_dir, **kwargs)
+    train = train_student if config.teacher_dir else training.train_and_evaluate
+    results = train(config, run_dir, **kwargs)
     points.append({'group': group, 'setting': setting, 'seed': seed, 'run_dir': run_dir,
                    'gamma': results.get('teacher_smoothness_index', config.label_smoothing),
                    'accuracy': {s: m['accuracy'] for s, m in results['metrics'].items()}})

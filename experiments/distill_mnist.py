@@ -35,6 +35,7 @@ FLAGS = flags.FLAGS
 
 def train_seed(seed, output_dir, base, kwargs):
   """The two teachers and their students for one seed; {network key: (results, run_dir)}."""
+  from distillation import train_student  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   base = dict(base, seed=seed)
   teachers = {'teacher_dropout': (FLAGS.teacher_dropout_dir, dict(dropout=FLAGS.teacher_dropout)),
@@ -51,8 +52,7 @@ def train_seed(seed, output_dir, base, kwargs):
                                           teacher_dir=teacher_dir, distillation='logits',
                                           distill_beta=FLAGS.beta))
     student_dir = os.path.join(output_dir, f'student_of_{key}')
-    runs[f'student_of_{key}'] = (training.train_and_evaluate(student, student_dir, **kwargs),
-                                 student_dir)
+    runs[f'student_of_{key}'] = (train_student(student, student_dir, **kwargs), student_dir)
   return runs
 
 

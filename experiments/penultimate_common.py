@@ -9,8 +9,10 @@ from experiments import common
 flags.DEFINE_string('output_dir', None, 'Where runs, figure, points and statistics go.')
 flags.mark_flag_as_required('output_dir')
 flags.DEFINE_list('run_dirs', None, 'Reuse two finished runs (alpha = 0, then alpha > 0).')
-flags.DEFINE_list('alphas', ['0', '0.1'], 'The two label-smoothing values compared.')
-flags.DEFINE_list('classes', None, 'Three class indices (default: the paper\'s).')
+common.define_number_list('alphas', ['0', '0.1'], 'The two label-smoothing values compared.',
+                          lower=0.0, upper=1.0)
+common.define_number_list('classes', None, 'Three class indices (default: the paper\'s).',
+                          kind=int, lower=0)
 flags.DEFINE_list('class_names', None, 'Names of the three classes.')
 flags.DEFINE_list('colors', ['tab:blue', 'tab:orange', 'tab:green'], 'Colours of the classes.')
 flags.DEFINE_integer('examples_per_class', 100, 'Examples projected per class and split.',
@@ -34,9 +36,14 @@ def _main(argv):
   from experiments import sweep  # pylint: disable=g-import-not-at-top
   from models import training  # pylint: disable=g-import-not-at-top
   from visualization import cluster_statistics, figures, penultimate  # pylint: disable=g-import-not-at-top
+  import data  # pylint: disable=g-import-not-at-top
   classes = [int(c) for c in FLAGS.classes]
   if len(classes) != 3 or len(FLAGS.class_names) != 3:
     raise ValueError('--classes and --class_names need exactly three entries.')
+  num_classes = data.num_classes(FLAGS.dataset)
+  if max(classes) >= num_classes:
+    raise ValueError(f'--classes={FLAGS.classes}: {FLAGS.dataset} has classes 0 to '
+                     f'{num_classes - 1}; choose three of those.')
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
     alphas = [float(a) for a in FLAGS.alphas]

@@ -8,7 +8,8 @@ class LocalResponseNormalization(keras.layers.Layer):
   """tf.nn.local_response_normalization; Keras has no LRN layer.
 
   TF sums squares over 2 * depth_radius + 1 channels and does not divide alpha by the
-  window size, which is why the tutorial passes alpha = 0.001 / 9.
+  window size, which is why the tutorial passes alpha = 0.001 / 9. TensorFlow has no bfloat16
+  CPU kernel for it, so the network builds it with dtype float32 under any policy.
   """
 
   def __init__(self, depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75, **kwargs):
@@ -36,24 +37,25 @@ def alexnet(num_classes=10, input_shape=(24, 24, 3), weight_decay=0.0,
   def normal(std):
     return keras.initializers.TruncatedNormal(stddev=std)
 
-  def dense(units, std, bias, name, activation='relu'):
+  def dense(units, std, bias, name, activation='relu', dtype=None):
     reg = keras.regularizers.L2(0.5 * weight_decay) if weight_decay and name in decayed_layers \
         else None
     return keras.layers.Dense(units, activation=activation, kernel_initializer=normal(std),
                               bias_initializer=keras.initializers.Constant(bias),
-                              kernel_regularizer=reg, name=name)
+                              kernel_regularizer=reg, name=name, dtype=dtype)
 
   inputs = keras.Input(input_shape)
   x = keras.layers.Conv2D(64, 5, padding='same', activation='relu', kernel_initializer=normal(0.05),
                           name='conv1')(inputs)
   x = keras.layers.MaxPooling2D(3, 2, padding='same', name='pool1')(x)
-  x = LocalResponseNormalization(name='norm1')(x)
+  x = LocalResponseNormalization(name='norm1', dtype='float32')(x)
   x = keras.layers.Conv2D(64, 5, padding='same', activation='relu', kernel_initializer=normal(0.05),
                           bias_initializer=keras.initializers.Constant(0.1), name='conv2')(x)
-  x = LocalResponseNormalization(name='norm2')(x)
+  x = LocalResponseNormalization(name='norm2', dtype='float32')(x)
   x = keras.layers.MaxPooling2D(3, 2, padding='same', name='pool2')(x)
   x = keras.layers.Flatten()(x)
   x = dense(384, 0.04, 0.1, 'dense384')(x)
   x = dense(192, 0.04, 0.1, 'dense192')(x)
-  logits = dense(num_classes, 1 / 192.0, 0.0, 'logits', activation=None)(x)
+  logits = dense(num_classes, 1 / 192.0, 0.0, 'logits', activation=None,
+                 dtype='float32')(x)  # float32 logits under any policy
   return keras.Model(inputs, logits, name='alexnet')

@@ -18,5 +18,6 @@ def fc(num_classes, input_shape, width=1200, dropout=0.0, init_variance=0.0009):
                            name=f'hidden{i}')(x)
     if dropout:
       x = keras.layers.Dropout(dropout, name=f'dropout{i}')(x)
-  logits = keras.layers.Dense(num_classes, kernel_initializer=init, name='logits')(x)
+  logits = keras.layers.Dense(num_classes, kernel_initializer=init, name='logits',
+                              dtype='float32')(x)  # float32 logits under any policy
   return keras.Model(inputs, logits, name=f'fc_{width}')

@@ -38,6 +38,9 @@ class TrainConfig:
   # default is the reading that reproduces the paper; --init_variance=0.03 is the literal one.
   init_variance: float = 0.0009
   validation_size: Optional[int] = None  # None: the dataset's documented hold-out
+  # Keras dtype policy: float32, or mixed_bfloat16 as on TPUs (losses, softmax statistics,
+  # optimizer variables, LRN and evaluation stay float32).
+  dtype_policy: str = 'float32'
   # Distillation (a student when teacher_dir is set): soft = (1 - beta) CE + beta H(p_t(T),
   # p_s(T_s)); logits = (1 - beta) CE + beta 0.5 ||z_s - z_t||^2 (the MNIST variant).
   teacher_dir: Optional[str] = None
@@ -45,7 +48,14 @@ class TrainConfig:
   distill_beta: float = 1.0
   distill_temperature: float = 1.0
   student_temperature: float = 1.0
+  # Teacher outputs: 'on_the_fly' (the teacher sees the student's own augmented example),
+  # 'cached' (one pass over clean training images; exact for un-augmented students, faster),
+  # None: cached when the student's training chain is deterministic, else on the fly.
+  teacher_outputs: Optional[str] = None
 
+
+DTYPE_POLICIES = ('float32', 'mixed_bfloat16')
+TEACHER_OUTPUTS = (None, 'on_the_fly', 'cached')
 
 RECIPES = {
     # Hinton et al.'s MNIST network as the paper describes it.
@@ -98,6 +108,10 @@ def validate(config):
       (0 <= config.distill_beta <= 1, 'distill_beta must be in [0, 1]'),
       (config.distill_temperature > 0 and config.student_temperature > 0,
        'distillation temperatures must be positive'),
+      (config.dtype_policy in DTYPE_POLICIES,
+       f'dtype_policy must be one of {", ".join(DTYPE_POLICIES)}, got {config.dtype_policy}'),
+      (config.teacher_outputs in TEACHER_OUTPUTS,
+       f'teacher_outputs must be on_the_fly or cached, got {config.teacher_outputs}'),
   ]
   for ok, message in checks:
     if not ok:

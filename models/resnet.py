@@ -45,5 +45,6 @@ def resnet56(num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, blocks_p
       y = _conv(filters, 3, 1, reg, name + '_conv2')(y)
       x = keras.layers.Add()([y, shortcut])
   x = keras.layers.GlobalAveragePooling2D(name='penultimate')(x)
-  logits = keras.layers.Dense(num_classes, kernel_regularizer=reg, name='logits')(x)
+  logits = keras.layers.Dense(num_classes, kernel_regularizer=reg, name='logits',
+                              dtype='float32')(x)  # float32 logits under any policy
   return keras.Model(inputs, logits, name='resnet56')

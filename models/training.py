@@ -1,13 +1,18 @@
 """Train a classifier by its recipe under a tf.distribute strategy, resumably, and evaluate it.
 
-An output directory holds: config.json (every effective setting), checkpoint.npz (model and
-optimizer variables at a step; written atomically), tensorboard/, and, when finished,
-model.weights.h5, logits.npz (validation/test logits) and results.json.
+The run directory (models/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when
+finished, model.weights.h5, logits.npz (validation/test logits) and results.json; under a
+multi-worker strategy only the chief writes there. A student (distillation) hands its own
+loss, model wrapper and inputs in as an `Objective`, so this module knows nothing of teachers.
 """
 import dataclasses
 import json
+import math
 import os
+import shutil
+import tempfile
 import time
+from typing import Callable
 
 import keras
 import numpy as np
@@ -15,13 +20,16 @@ import tensorflow as tf
 
 import calibration
 import data
+from models import keras_multi_worker
 from models import recipes
+from models import run_files
 from models.losses import SmoothedCrossEntropy
 from models.optimizers import MomentumSGD
+from models.run_files import RunDirError  # pylint: disable=unused-import  (re-exported)
 
 
-class RunDirError(Exception):
-  """The output directory belongs to a different run."""
+class TrainingDivergedError(Exception):
+  """The loss became NaN or infinite; the run stopped without results."""
 
 
 def configure_cpu_devices(num_cpu_devices):
@@ -72,13 +80,34 @@ def build_loss(config):
                               convention=config.label_smoothing_convention)
 
 
-def training_loss(config):
-  """The objective trained: cross-entropy, or the distillation loss for a student."""
-  if not config.teacher_dir:
-    return build_loss(config)
-  from distillation import DistillationLoss  # pylint: disable=g-import-not-at-top
-  return DistillationLoss(config.distillation, config.distill_beta, config.distill_temperature,
-                          config.student_temperature, config.label_smoothing)
+@dataclasses.dataclass
+class Objective:
+  """What a run optimizes, when it is not the (smoothed) cross-entropy on its own labels.
+
+  wrap(model) -> the model `fit` trains (called inside the strategy scope; it must share the
+  trained model's variables); train_dataset(data_dir, start_step) -> batches of (inputs of
+  that model, targets); results: extra entries for results.json. distillation.student_objective
+  builds the one students use.
+  """
+  loss: keras.losses.Loss
+  wrap: Callable
+  train_dataset: Callable
+  results: dict = dataclasses.field(default_factory=dict)
+
+
+def train_dataset(config, data_dir, start_step, **kwargs):
+  """The recipe's endless, augmented training stream, continuing at `start_step`."""
+  return data.build_dataset(config.dataset, 'train', batch_size=config.batch_size, training=True,
+                            data_dir=data_dir, seed=config.seed,
+                            preprocessing_name=config.preprocessing,
+                            validation_size=config.validation_size, start_step=start_step,
+                            **kwargs)
+
+
+def classifier_objective(config):
+  """The (smoothed) cross-entropy on the labels: every run that is not a student."""
+  return Objective(loss=build_loss(config), wrap=lambda model: model,
+                   train_dataset=lambda data_dir, start: train_dataset(config, data_dir, start))
 
 
 def config_to_json(config):
@@ -87,70 +116,60 @@ def config_to_json(config):
 
 def claim_output_dir(output_dir, config, data_dir):
   """Writes config.json, or checks an existing one describes the same run."""
-  os.makedirs(output_dir, exist_ok=True)
+  run_files.make_dir(output_dir)
   path = os.path.join(output_dir, 'config.json')
   wanted = config_to_json(config)
-  if os.path.exists(path):
-    with open(path) as f:  # fields added since that run was written take their defaults
-      stored = dict(config_to_json(recipes.TrainConfig(config.model, config.dataset)),
-                    **json.load(f)['config'])
+  if run_files.gfile.exists(path):
+    # Fields added since that run was written take their defaults.
+    stored = dict(config_to_json(recipes.TrainConfig(config.model, config.dataset)),
+                  **run_files.read_json(path)['config'])
     differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
     if differing:
       raise RunDirError(f'{output_dir} holds a different run (differs in {", ".join(differing)}); '
                         'choose a new --output_dir or delete that one.')
-  with open(path, 'w') as f:
-    json.dump({'config': wanted, 'data_dir': data_dir}, f, indent=2)
+  run_files.write_json(path, {'config': wanted, 'data_dir': data_dir})
 
 
-def _state_variables(model):
-  return list(model.variables) + list(model.optimizer.variables)
-
-
-def save_checkpoint(model, path):
-  values = {f'v{i}': np.asarray(v.numpy()) for i, v in enumerate(_state_variables(model))}
-  tmp = path + '.tmp.npz'
-  np.savez(tmp, **values)
-  os.replace(tmp, path)
-
-
-def restore_checkpoint(model, path):
-  """Restores all variables; returns the step trained so far (0 if no checkpoint)."""
-  if not os.path.exists(path):
-    return 0
-  with np.load(path) as values:
-    variables = _state_variables(model)
-    if len(values.files) != len(variables):
-      raise RunDirError(f'{path} does not match this model; delete it to start over.')
-    for i, v in enumerate(variables):
-      v.assign(values[f'v{i}'])
-  return int(model.optimizer.iterations.numpy())
+def _likely_fix(config):
+  fixes = ['lower --learning_rate', 'set --clip_norm (e.g. 1.0)']
+  if config.model == 'fc':
+    fixes.append('check --init_variance (0.0009 is the default that trains)')
+  return ', '.join(fixes)
 
 
 class _Progress(keras.callbacks.Callback):
-  """Checkpoints every chunk, stops at the last step, and prints progress with an ETA."""
+  """Checkpoints every chunk, stops at the last step or a non-finite loss, prints an ETA."""
 
-  def __init__(self, checkpoint_path, total, start, batch_size, log=print):
+  def __init__(self, checkpoints, total, start, config, log=print):
     super().__init__()
-    self.checkpoint_path, self.total, self.batch_size, self.log = (
-        checkpoint_path, total, batch_size, log)
-    self.start_step, self.start_time = start, time.time()
+    self.checkpoints, self.total, self.config, self.log = checkpoints, total, config, log
+    self.start_step, self.start_time, self.last_saved = start, time.time(), start
 
   def _step(self):
     return int(self.model.optimizer.iterations.numpy())
 
   def on_train_batch_end(self, batch, logs=None):
-    if self._step() >= self.total:
+    step = self._step()
+    loss = (logs or {}).get('loss')
+    if loss is not None and not math.isfinite(float(loss)):
+      raise TrainingDivergedError(
+          f'the training loss became {float(loss)} at step {step}; the run stopped without '
+          f'results and keeps its last good checkpoint (step {self.last_saved}). Likely fix: '
+          f'{_likely_fix(self.config)}.')
+    if step >= self.total:
       self.model.stop_training = True
 
   def on_epoch_end(self, epoch, logs=None):
     step = self._step()
-    save_checkpoint(self.model, self.checkpoint_path)
+    self.checkpoints.save(step)
+    self.last_saved = step
     elapsed = time.time() - self.start_time
     rate = (step - self.start_step) / max(elapsed, 1e-9)
     eta = (self.total - step) / max(rate, 1e-9)
     metrics = ' '.join(f'{k}={v:.4f}' for k, v in (logs or {}).items())
     self.log(f'step {step}/{self.total} ({100.0 * step / self.total:.0f}%) {metrics} '
-             f'{rate * self.batch_size:.0f} img/s, eta {eta / 60:.1f} min', flush=True)
+             f'{rate * self.config.batch_size:.0f} examples/s, eta {eta / 60:.1f} min',
+             flush=True)
 
 
 def predict_logits(model, dataset):
@@ -161,10 +180,10 @@ def predict_logits(model, dataset):
   return np.concatenate(logits), np.concatenate(labels)
 
 
-def compile_model(model, config, steps, jit_compile=False):
-  metrics = [] if config.teacher_dir else [
-      keras.metrics.SparseCategoricalAccuracy(name='accuracy')]
-  model.compile(optimizer=build_optimizer(config, steps), loss=training_loss(config),
+def compile_model(model, config, steps, jit_compile=False, loss=None):
+  """Compiles with the recipe's optimizer; accuracy is tracked for plain classifiers only."""
+  metrics = [keras.metrics.SparseCategoricalAccuracy(name='accuracy')] if loss is None else []
+  model.compile(optimizer=build_optimizer(config, steps), loss=loss or build_loss(config),
                 metrics=metrics, jit_compile=jit_compile)
   model.optimizer.build(model.trainable_variables)
 
@@ -178,28 +197,34 @@ def build_for(config):
 
 def read_run_config(run_dir):
   """(TrainConfig, data_dir) recorded in a run directory's config.json."""
-  with open(os.path.join(run_dir, 'config.json')) as f:
-    stored = json.load(f)
+  path = os.path.join(run_dir, 'config.json')
+  if not run_files.gfile.exists(run_dir):
+    raise RunDirError(f'{run_dir} does not exist; give the directory of a training run.')
+  if not run_files.gfile.isdir(run_dir):
+    raise RunDirError(f'{run_dir} is a file; give the directory of a training run.')
+  if not run_files.gfile.exists(path):
+    raise RunDirError(f'{run_dir} is not a run directory (no config.json); give one written '
+                      'by experiments.train or a section binary.')
+  stored = run_files.read_json(path)
   return recipes.TrainConfig(**stored['config']), stored.get('data_dir')
 
 
 def finished_results(run_dir):
   """results.json of a finished run, or a RunDirError saying what is missing."""
-  if not os.path.isdir(run_dir):
-    raise RunDirError(f'{run_dir} does not exist; give the directory of a finished run.')
+  read_run_config(run_dir)
   path = os.path.join(run_dir, 'results.json')
-  if not os.path.exists(path):
+  if not run_files.gfile.exists(path):
     raise RunDirError(f'{run_dir} has not finished (no results.json); train it to the end first.')
-  with open(path) as f:
-    return json.load(f)
+  return run_files.read_json(path)
 
 
 def load_trained(run_dir):
   """(model, config, data_dir it was trained with) of a finished `experiments.train` run."""
   config, data_dir = read_run_config(run_dir)
   weights = os.path.join(run_dir, 'model.weights.h5')
-  if not os.path.exists(weights):
-    raise RunDirError(f'{run_dir} has no finished model (model.weights.h5); train it first.')
+  if not run_files.gfile.exists(weights):
+    raise RunDirError(f'{run_dir} has not finished (no model.weights.h5); train it to the end '
+                      'first.')
   model = build_for(config)
   model.load_weights(weights)
   return model, config, data_dir
@@ -218,68 +243,78 @@ def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
     logits[split + '_labels'] = labels
     metrics[split] = calibration.evaluate_logits(logits[split], labels)
     metrics[split]['loss'] = float(np.mean(build_loss(config).call(labels, logits[split])))
-  np.savez(os.path.join(output_dir, 'logits.npz'), **logits)
+  run_files.write_npz(os.path.join(output_dir, 'logits.npz'), **logits)
   return metrics
 
 
 def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
-                       checkpoint_every=1000, log=print, stop_after_steps=None):
-  """Trains `config` into `output_dir` (resuming if a checkpoint is there) and returns results.
+                       checkpoint_every=1000, log=print, stop_after_steps=None, objective=None):
+  """Trains `config` into `output_dir` (resuming from its last checkpoint) and returns results.
 
   A finished run (results.json present) is not retrained. stop_after_steps ends training
-  early at that step without evaluating, as a kill would (used to test resumption).
+  early at that step without evaluating, as a kill would. `objective` is a function returning
+  the run's Objective, called only if the run trains; a student (config.teacher_dir set) needs
+  one (distillation.train_student passes it). A non-finite loss raises TrainingDivergedError
+  and writes no results.
   """
-  num_train = data.num_examples(config.dataset, 'train', data_dir, config.validation_size)
-  claim_output_dir(output_dir, config, data_dir)
-  results_path = os.path.join(output_dir, 'results.json')
-  if os.path.exists(results_path):
-    with open(results_path) as f:
-      return json.load(f)
+  if config.teacher_dir and objective is None:
+    raise ValueError('a student run (teacher_dir set) needs its objective; train it with '
+                     'distillation.train_student.')
   strategy = strategy or tf.distribute.get_strategy()
+  chief = run_files.is_chief(strategy)
+  num_train = data.num_examples(config.dataset, 'train', data_dir, config.validation_size)
+  if chief:
+    claim_output_dir(output_dir, config, data_dir)
+  results_path = os.path.join(output_dir, 'results.json')
+  if run_files.gfile.exists(results_path):
+    return run_files.read_json(results_path)
   steps = recipes.total_steps(config, num_train)
-  keras.backend.clear_session()
+  objective = objective() if objective else classifier_objective(config)
+  previous_policy = keras.config.dtype_policy()
+  keras.backend.clear_session()  # this also resets the dtype policy, so it is set after
+  keras.config.set_dtype_policy(config.dtype_policy)
   keras.utils.set_random_seed(config.seed)
-  with strategy.scope():
-    model = build_for(config)
-    compile_model(model, config, steps, jit_compile)
-  checkpoint_path = os.path.join(output_dir, 'checkpoint.npz')
-  start = restore_checkpoint(model, checkpoint_path)
+  keras_multi_worker.enable(strategy)
+  try:
+    with strategy.scope():
+      model = build_for(config)
+      trained = objective.wrap(model)
+      compile_model(trained, config, steps, jit_compile,
+                    loss=None if trained is model else objective.loss)
+  finally:  # layers keep the policy they were built with; the caller's is restored
+    keras.config.set_dtype_policy(previous_policy)
+  checkpoints = run_files.Checkpoints(model, trained.optimizer, output_dir, chief)
+  start = checkpoints.restore()
   log(f'{config.model} on {config.dataset}, alpha={config.label_smoothing}: {steps} steps of '
       f'{config.batch_size} ({model.count_params():,} parameters, '
-      f'{strategy.num_replicas_in_sync} replica(s)); starting at step {start}.', flush=True)
+      f'{strategy.num_replicas_in_sync} replica(s), {config.dtype_policy}); starting at step '
+      f'{start}.', flush=True)
   stop = min(steps, stop_after_steps or steps)
   began = time.time()
-  extra = {}
-  if config.teacher_dir:
-    from distillation import smoothness_index, teacher  # pylint: disable=g-import-not-at-top
-    teacher_logits, train_labels = teacher.teacher_train_logits(config.teacher_dir, config,
-                                                                data_dir)
-    extra['teacher_smoothness_index'] = smoothness_index(teacher_logits, train_labels,
-                                                         config.distill_temperature)
-  if start < stop:
-    train_ds = data.build_dataset(config.dataset, 'train', batch_size=config.batch_size,
-                                  training=True, data_dir=data_dir, seed=config.seed,
-                                  preprocessing_name=config.preprocessing,
-                                  validation_size=config.validation_size, start_step=start,
-                                  with_index=bool(config.teacher_dir))
-    if config.teacher_dir:
-      train_ds = teacher.attach_teacher_logits(train_ds, teacher_logits)
-    chunk = min(checkpoint_every, stop)
-    model.fit(train_ds, epochs=-(-stop // chunk), initial_epoch=start // chunk,
-              steps_per_epoch=chunk, verbose=0, shuffle=False, callbacks=[
-                  _Progress(checkpoint_path, stop, start, config.batch_size, log),
-                  keras.callbacks.TensorBoard(os.path.join(output_dir, 'tensorboard'))])
-  trained = int(model.optimizer.iterations.numpy())
-  if trained < steps:
-    return {'steps_trained': trained, 'finished': False}
+  log_dir = (os.path.join(output_dir, 'tensorboard') if chief
+             else tempfile.mkdtemp(prefix='worker_tensorboard_'))
+  try:
+    if start < stop:
+      chunk = min(checkpoint_every, stop)
+      trained.fit(objective.train_dataset(data_dir, start), epochs=-(-stop // chunk),
+                  initial_epoch=start // chunk, steps_per_epoch=chunk, verbose=0, shuffle=False,
+                  callbacks=[_Progress(checkpoints, stop, start, config, log),
+                             keras.callbacks.TensorBoard(log_dir)])
+  finally:
+    checkpoints.close()
+    if not chief:
+      shutil.rmtree(log_dir, ignore_errors=True)
+  done = int(trained.optimizer.iterations.numpy())
+  if done < steps:
+    return {'steps_trained': done, 'finished': False}
+  results = {'config': config_to_json(config), 'steps_trained': done, 'finished': True,
+             **objective.results,
+             'train_seconds_this_session': round(time.time() - began, 1)}
+  if not chief:  # the chief evaluates and writes; the other workers only helped train
+    return results
   model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
-  results = {'config': config_to_json(config), 'steps_trained': trained, 'finished': True,
-             **extra,
-             'train_seconds_this_session': round(time.time() - began, 1),
-             'metrics': evaluate(model, config, data_dir, output_dir)}
-  with open(results_path + '.tmp', 'w') as f:
-    json.dump(results, f, indent=2)
-  os.replace(results_path + '.tmp', results_path)
+  results['metrics'] = evaluate(model, config, data_dir, output_dir)
+  run_files.write_json(results_path, results)
   return results
 
 
@@ -290,10 +325,9 @@ def run_logits(run_dir, data_dir=None):
   """
   path = os.path.join(run_dir, 'logits.npz')
   config, stored_data_dir = read_run_config(run_dir)
-  if not os.path.exists(path):
+  if not run_files.gfile.exists(path):
     model, _, _ = load_trained(run_dir)
     evaluate(model, config, data_dir or stored_data_dir, run_dir)
-  with np.load(path) as values:
-    splits = {s: (values[s], values[s + '_labels']) for s in ('validation', 'test')
-              if s in values.files}
-  return config, splits
+  values = run_files.read_npz(path)
+  return config, {s: (values[s], values[s + '_labels']) for s in ('validation', 'test')
+                  if s in values}

@@ -2,6 +2,7 @@
 import gzip
 import os
 import pickle
+import tarfile
 
 import numpy as np
 import pytest
@@ -217,3 +218,98 @@ def test_tfds_prepared_copy_is_used_when_raw_files_are_absent(tmp_path, shared_d
   for split in ('train', 'test'):
     key = lambda xy: sorted(zip(xy[1].tolist(), (hash(img.tobytes()) for img in xy[0])))
     assert key(from_tfds[split]) == key(from_raw[split])
+
+
+def test_near_constant_images_use_the_one_over_sqrt_n_floor():
+  """std below 1/sqrt(n): the floor, not the std, divides (a 1/n floor would divide by std)."""
+  rng = np.random.default_rng(1)
+  images = 100.0 + 0.01 * rng.standard_normal((3, 24, 24, 3))  # std ~0.01 < 1/sqrt(1728) ~0.024
+  images[1] = 7.0  # constant
+  images[2, 0, 0, 0] += 0.5  # near-constant with one outlier
+  got = preprocessing.per_image_standardization(tf.constant(images, tf.float32)).numpy()
+  for img, out in zip(images, got):
+    floor = 1.0 / np.sqrt(img.size)
+    assert img.std() < floor
+    np.testing.assert_allclose(out, (img - img.mean()) / floor, atol=2e-3)
+    np.testing.assert_allclose(
+        out, tf.image.per_image_standardization(tf.constant(img, tf.float32)).numpy(), atol=2e-3)
+
+
+def test_library_defaults_data_dir_and_recipe_chain():
+  batch = next(iter(data.build_dataset('mnist', 'test', batch_size=1000, training=False)))
+  assert batch[0].shape == (1000, 28, 28, 1) and float(batch[0].numpy().max()) <= 1.0
+  train = next(iter(data.build_dataset('mnist', 'train', batch_size=64, training=True)))
+  assert train[0].shape == (64, 28, 28, 1)  # the recipe's mnist_shift chain
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  for model in recipes.RECIPES:
+    config = recipes.recipe(model)
+    assert data.DEFAULT_PREPROCESSING[config.dataset] == config.preprocessing
+
+
+def _write_cifar10_pickle(directory):
+  d = os.path.join(directory, 'cifar-10-batches-py')
+  os.makedirs(d)
+  rng = np.random.default_rng(3)
+  for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
+    batch = {b'data': rng.integers(0, 256, (4, 3072), dtype=np.uint8),
+             b'labels': rng.integers(0, 10, 4).tolist()}
+    with open(os.path.join(d, name), 'wb') as f:
+      pickle.dump(batch, f, protocol=2)
+
+
+def _write_cifar100_binary(directory):
+  d = os.path.join(directory, 'cifar-100-binary')
+  os.makedirs(d)
+  rng = np.random.default_rng(4)
+  for name in ('train.bin', 'test.bin'):
+    np.concatenate([rng.integers(0, 20, (5, 1)), rng.integers(0, 100, (5, 1)),
+                    rng.integers(0, 256, (5, 3072))], 1).astype(np.uint8).tofile(
+                        os.path.join(d, name))
+
+
+@pytest.mark.parametrize('dataset,archive,folder,write', [
+    ('cifar10', 'cifar-10-binary.tar.gz', 'cifar-10-batches-bin',
+     lambda d: write_cifar10_bin(d, per_batch=4, test=4)),
+    ('cifar10', 'cifar-10-python.tar.gz', 'cifar-10-batches-py', _write_cifar10_pickle),
+    ('cifar100', 'cifar-100-binary.tar.gz', 'cifar-100-binary', _write_cifar100_binary),
+    ('cifar100', 'cifar-100-python.tar.gz', 'cifar-100-python',
+     lambda d: write_cifar100_pickle(d, n_train=6, n_test=4))])
+def test_official_archives_are_read_without_extracting(tmp_path, dataset, archive, folder, write):
+  extracted, packed = tmp_path / 'extracted', tmp_path / 'packed'
+  write(str(extracted))
+  packed.mkdir()
+  with tarfile.open(packed / archive, 'w:gz') as tar:
+    tar.add(extracted / folder, arcname=folder)
+  for split in ('train', 'test'):
+    want = sources.load_official(dataset, str(extracted))[split]
+    got = sources.load_official(dataset, str(packed))[split]
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+  assert not (packed / folder).exists()  # nothing was extracted
+
+
+def test_corrupt_archive_gives_a_clear_error(tmp_path):
+  (tmp_path / 'cifar-10-binary.tar.gz').write_bytes(b'\x1f\x8b not really gzip')
+  with pytest.raises(data.DataError, match='unreadable archive'):
+    sources.load_official('cifar10', str(tmp_path))
+
+
+def test_teacher_view_is_the_students_crop_and_flip_at_its_own_size():
+  """The AlexNet crop must be the centre 24x24 of the ResNet view of the same draw: each
+  channel of the one is an increasing affine map of the other (brightness, contrast and
+  standardization are affine per image and channel), which other offsets or flips break."""
+  images = tf.constant(np.random.default_rng(5).uniform(0, 255, (16, 32, 32, 3)), tf.float32)
+  seed = tf.constant([3, 7], tf.int64)
+  student, teacher = preprocessing.matched_views('alexnet_cifar', 'resnet_cifar')(images, seed)
+  assert student.shape == (16, 24, 24, 3) and teacher.shape == (16, 32, 32, 3)
+  np.testing.assert_allclose(student, preprocessing.alexnet_cifar_train(images, seed), atol=1e-5)
+  centre = teacher.numpy()[:, 4:28, 4:28]
+  for s, t in zip(student.numpy(), centre):
+    for c in range(3):
+      assert np.corrcoef(s[..., c].ravel(), t[..., c].ravel())[0, 1] > 0.9999
+  unmatched = preprocessing.resnet_cifar_train(images, seed + 1).numpy()[:, 4:28, 4:28]
+  assert np.corrcoef(student.numpy()[0, ..., 0].ravel(), unmatched[0, ..., 0].ravel())[0, 1] < 0.9
+  same = preprocessing.matched_views('mnist_shift', 'mnist_shift')(images[..., :1], seed)
+  np.testing.assert_array_equal(same[0], same[1])
+  with pytest.raises(ValueError, match='no matched augmentation'):
+    preprocessing.matched_views('resnet_cifar', 'alexnet_cifar')

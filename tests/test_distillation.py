@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from distillation import DistillationLoss, pack_targets, smoothness_index
+import distillation
+from distillation import DistillationLoss, smoothness_index, train_student
 from models import recipes, training
 from tests.conftest import ROOT, run_binary, write_cifar10_bin
 
@@ -19,6 +20,11 @@ RNG = np.random.default_rng(0)
 STUDENT = RNG.normal(size=(5, 4)).astype(np.float32) * 2
 TEACHER = RNG.normal(size=(5, 4)).astype(np.float32) * 2
 LABELS = np.array([0, 3, 1, 1, 2])
+
+
+def _joined():
+  """The student's training output: [student logits | teacher logits]."""
+  return np.concatenate([STUDENT, TEACHER], axis=1)
 
 
 def _log_softmax(z):
@@ -33,20 +39,20 @@ def test_soft_distillation_loss_hand_computed(beta, t, ts):
   p_t = np.exp(_log_softmax(TEACHER / t))
   soft = -(p_t * _log_softmax(STUDENT / ts)).sum(1)
   want = ((1 - beta) * hard + beta * soft).mean()
-  got = DistillationLoss('soft', beta, t, ts)(pack_targets(LABELS, TEACHER), STUDENT)
+  got = DistillationLoss('soft', beta, t, ts)(LABELS, _joined())
   assert float(got) == pytest.approx(want, rel=1e-5)
 
 
 def test_mnist_logit_matching_loss_hand_computed():
   hard = -_log_softmax(STUDENT)[np.arange(5), LABELS]
   want = (0.4 * hard + 0.6 * 0.5 * ((STUDENT - TEACHER).astype(np.float64) ** 2).sum(1)).mean()
-  got = DistillationLoss('logits', 0.6)(pack_targets(LABELS, TEACHER), STUDENT)
+  got = DistillationLoss('logits', 0.6)(LABELS, _joined())
   assert float(got) == pytest.approx(want, rel=1e-5)
 
 
 def test_beta_zero_is_plain_cross_entropy():
   for kind in ('soft', 'logits'):
-    got = DistillationLoss(kind, beta=0.0, temperature=3.0)(pack_targets(LABELS, TEACHER), STUDENT)
+    got = DistillationLoss(kind, beta=0.0, temperature=3.0)(LABELS, _joined())
     want = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(LABELS, STUDENT)
     assert float(got) == pytest.approx(float(want), rel=1e-5)
 
@@ -56,8 +62,8 @@ def test_bad_distillation_arguments():
     DistillationLoss('soft', beta=1.5)
   with pytest.raises(ValueError, match='kind'):
     DistillationLoss('kl')
-  with pytest.raises(ValueError, match='packed targets'):
-    DistillationLoss()(np.zeros((5, 4), np.float32), STUDENT)
+  with pytest.raises(ValueError, match='are not .student . teacher. logits'):
+    DistillationLoss()(LABELS, STUDENT[:, :3])  # an odd number of columns
 
 
 def test_smoothness_index_formula_and_label_smoothing():
@@ -80,14 +86,14 @@ def _sha(path):
 
 def test_student_training_leaves_the_teacher_unchanged(tmp_path, shared_data):
   kwargs = dict(data_dir=shared_data, checkpoint_every=20, log=lambda *a, **k: None)
-  teacher = recipes.recipe('fc', width=32, train_steps=100, batch_size=128, preprocessing='mnist')
+  teacher = recipes.recipe('fc', width=128, train_steps=100, batch_size=128, preprocessing='mnist')
   training.train_and_evaluate(teacher, str(tmp_path / 'teacher'), **kwargs)
   weights = str(tmp_path / 'teacher' / 'model.weights.h5')
   before = _sha(weights)
-  student = recipes.recipe('fc', width=16, train_steps=100, batch_size=128, preprocessing='mnist',
+  student = recipes.recipe('fc', width=64, train_steps=100, batch_size=128, preprocessing='mnist',
                            teacher_dir=str(tmp_path / 'teacher'), distillation='logits',
                            distill_beta=0.6, clip_norm=1.0)
-  results = training.train_and_evaluate(student, str(tmp_path / 'student'), **kwargs)
+  results = train_student(student, str(tmp_path / 'student'), **kwargs)
   assert _sha(weights) == before
   assert results['finished'] and 0.0 < results['teacher_smoothness_index'] < 1.0
   assert results['metrics']['test']['accuracy'] > 0.5  # the student learned from the teacher
@@ -127,3 +133,26 @@ def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
   hard = [p for p in points if p['group'] == 'student_hard_teacher']
   assert all(0 < p['gamma'] <= 10 / 9 for p in hard)  # gamma lies in [0, K / (K - 1)]
   assert os.path.getsize(os.path.join(out, 'figure5.png')) > 0
+
+
+def test_on_the_fly_teacher_is_frozen_and_sees_the_matched_view(tmp_path):
+  write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
+  kwargs = dict(data_dir=str(tmp_path), checkpoint_every=2, log=lambda *a, **k: None)
+  common = dict(train_steps=2, batch_size=8, validation_size=40)
+  teacher_dir = str(tmp_path / 'teacher')
+  training.train_and_evaluate(recipes.recipe('resnet56', dataset='cifar10', **common),
+                              teacher_dir, **kwargs)
+  student_config = recipes.recipe('alexnet', teacher_dir=teacher_dir, **common)
+  objective = distillation.student_objective(student_config, str(tmp_path))
+  assert objective.results['teacher_outputs'] == 'on_the_fly'  # the AlexNet chain is random
+  student = training.build_for(student_config)
+  wrapped = objective.wrap(student)
+  assert len(wrapped.trainable_variables) == len(student.trainable_variables)
+  assert len(wrapped.losses) == len(student.losses) == 2  # the student's weight decay only
+  (views, labels) = next(iter(objective.train_dataset(str(tmp_path), 0)))
+  assert views[0].shape == (8, 24, 24, 3) and views[1].shape == (8, 32, 32, 3)
+  joined = wrapped(views).numpy()
+  teacher = training.load_trained(teacher_dir)[0]
+  np.testing.assert_allclose(joined[:, 10:], teacher(views[1], training=False), atol=1e-5)
+  np.testing.assert_allclose(joined[:, :10], student(views[0]), atol=1e-5)
+  assert labels.shape == (8,)

@@ -1,9 +1,13 @@
 """Architectures: parameter counts by hand, LRN against its formula, penultimate/templates API."""
+import dataclasses
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import models
+from models import training
 from models.alexnet import LocalResponseNormalization
 
 
@@ -85,3 +89,46 @@ def test_fc_init_variance_is_the_papers():
   for variance in (0.03, 0.0009):
     kernel = models.fc(10, (28, 28, 1), init_variance=variance).get_layer('hidden1').kernel
     assert np.var(kernel.numpy()) == pytest.approx(variance, rel=0.02)
+
+
+@pytest.fixture
+def mixed_bfloat16():
+  keras.config.set_dtype_policy('mixed_bfloat16')
+  yield
+  keras.config.set_dtype_policy('float32')
+
+
+def test_mixed_bfloat16_keeps_logits_lrn_and_variables_float32(mixed_bfloat16):
+  del mixed_bfloat16
+  config = models.recipe('alexnet', batch_size=8, train_steps=10, momentum=0.9,
+                         dtype_policy='mixed_bfloat16')
+  model = training.build_for(config)
+  assert model.get_layer('conv1').compute_dtype == 'bfloat16'
+  for name in ('norm1', 'norm2', 'logits'):  # no bfloat16 LRN kernel on CPU; float32 logits
+    assert model.get_layer(name).compute_dtype == 'float32'
+  assert {v.dtype for v in model.variables} == {'float32'}
+  training.compile_model(model, config, 10)
+  x = np.random.default_rng(0).normal(size=(8, 24, 24, 3)).astype(np.float32)
+  history = model.fit(x, np.arange(8) % 10, batch_size=8, epochs=1, verbose=0)
+  assert np.isfinite(history.history['loss'][0])
+  assert model(x).dtype == 'float32'
+  assert {v.dtype for v in model.optimizer.variables} == {'float32', 'int64'}
+
+
+def test_a_mixed_bfloat16_run_trains_and_its_policy_survives_clear_session(tmp_path,
+                                                                           shared_data):
+  config = models.recipe('fc', width=256, batch_size=128, train_steps=300,
+                         preprocessing='mnist', dtype_policy='mixed_bfloat16')
+  seen = {}
+  plain = training.classifier_objective(config)
+
+  def wrap(model):  # called after the trainer's clear_session, inside the strategy scope
+    seen['hidden'] = model.get_layer('hidden1').compute_dtype
+    return model
+  results = training.train_and_evaluate(
+      config, str(tmp_path / 'run'), data_dir=shared_data, checkpoint_every=300,
+      log=lambda *a, **k: None, objective=lambda: dataclasses.replace(plain, wrap=wrap))
+  assert seen['hidden'] == 'bfloat16'
+  assert results['metrics']['test']['accuracy'] > 0.9
+  assert 0.0 <= results['metrics']['test']['ece'] < 0.1
+  assert keras.config.dtype_policy().name == 'float32'  # the caller's policy, restored

@@ -1,12 +1,18 @@
 """Training core: tf.distribute equivalence, exact resumption, a real MNIST run, user errors."""
+import dataclasses
 import json
 import os
 import re
+import subprocess
+import sys
 
+import keras
 import numpy as np
+import pytest
+import tensorflow as tf
 
-from models import recipes, training
-from tests.conftest import run_binary
+from models import recipes, run_files, training
+from tests.conftest import ROOT, run_binary
 
 
 def test_one_mirrored_step_equals_one_device_step():
@@ -78,3 +84,100 @@ def test_user_mistakes_get_one_line_errors(tmp_path, shared_data):
   err = _one_line_error(run_binary('experiments.train', '--model=fc', '--label_smoothing=0.1',
                                    f'--output_dir={out}', f'--data_dir={shared_data}'))
   assert 'holds a different run (differs in label_smoothing)' in err
+
+
+def _poisoned_objective(config, from_step):
+  """The classifier objective, but from step `from_step` on the logits are NaN.
+
+  Images become NaN and the trained model adds 0 * sum(image) to the logits (a ReLU network
+  alone would turn NaN inputs into zeros).
+  """
+  plain = training.classifier_objective(config)
+
+  def dataset(data_dir, start):
+    steps = tf.data.Dataset.range(start, 1 << 40)
+    return tf.data.Dataset.zip(steps, plain.train_dataset(data_dir, start)).map(
+        lambda s, xy: (tf.where(s >= from_step, np.nan, xy[0]), xy[1]))
+
+  def wrap(model):
+    x = keras.Input(model.input_shape[1:])
+    return keras.Model(x, model(x) + 0.0 * keras.ops.sum(x, axis=(1, 2, 3))[:, None])
+  return lambda: dataclasses.replace(plain, train_dataset=dataset, wrap=wrap)
+
+
+def test_a_diverged_run_stops_at_the_step_and_keeps_the_last_good_checkpoint(tmp_path,
+                                                                             shared_data):
+  config = recipes.recipe('fc', width=32, batch_size=32, train_steps=40, preprocessing='mnist')
+  out = str(tmp_path / 'run')
+  with pytest.raises(training.TrainingDivergedError,
+                     match=r'became nan at step 8; .* last good checkpoint \(step 5\).*'
+                           r'learning_rate'):
+    training.train_and_evaluate(config, out, data_dir=shared_data, checkpoint_every=5,
+                                log=lambda *a, **k: None, objective=_poisoned_objective(config, 7))
+  assert not os.path.exists(os.path.join(out, 'results.json'))
+  assert tf.train.latest_checkpoint(os.path.join(out, 'checkpoints')).endswith('ckpt-5')
+
+
+def test_the_binary_reports_divergence_in_one_line(tmp_path, shared_data):
+  out = str(tmp_path / 'run')
+  err = _one_line_error(run_binary(
+      'experiments.train', '--model=fc', '--width=32', '--train_steps=50', '--preprocessing=mnist',
+      '--learning_rate=1e30', f'--data_dir={shared_data}', f'--output_dir={out}'))
+  last_line = err.strip().splitlines()[-1]  # TensorFlow's C++ start-up lines come first
+  assert re.fullmatch(r'error: the training loss became (nan|inf) at step \d+; .*', last_line), err
+  assert not os.path.exists(os.path.join(out, 'results.json'))
+
+
+def test_a_run_writes_everything_through_gfile(shared_data):
+  """ram:// is a TensorFlow file system that is not the local disk, as gs:// is."""
+  out = 'ram://label_smoothing_test/run'
+  config = recipes.recipe('fc', width=32, batch_size=64, train_steps=20, preprocessing='mnist')
+  kwargs = dict(data_dir=shared_data, checkpoint_every=10, log=lambda *a, **k: None)
+  assert training.train_and_evaluate(config, out, stop_after_steps=10, **kwargs)['steps_trained'] \
+      == 10
+  results = training.train_and_evaluate(config, out, **kwargs)  # resumes from ram://
+  assert results['finished'] and not os.path.exists(out)
+  assert set(tf.io.gfile.listdir(out)) >= {'config.json', 'checkpoints', 'results.json',
+                                           'model.weights.h5', 'logits.npz'}
+  assert run_files.read_json(out + '/results.json') == results
+  _, splits = training.run_logits(out)
+  assert splits['test'][0].shape == (10000, 10)
+
+
+def test_the_training_loop_does_not_import_distillation():
+  code = 'import sys, models.training; assert "distillation" not in sys.modules'
+  assert subprocess.run([sys.executable, '-c', code], cwd=ROOT).returncode == 0
+
+
+def test_more_user_mistakes_get_one_line_errors(tmp_path, shared_data):
+  a_file = tmp_path / 'a_file'
+  a_file.write_text('x')
+  assert 'is a file, not a directory' in _one_line_error(run_binary(
+      'experiments.train', '--model=fc', f'--output_dir={a_file}', f'--data_dir={shared_data}'))
+  assert f'--data_dir {a_file} is a file' in _one_line_error(run_binary(
+      'experiments.train', '--model=fc', f'--output_dir={tmp_path / "r"}', f'--data_dir={a_file}'))
+  assert 'cannot create /proc/label_smoothing_run' in _one_line_error(run_binary(
+      'experiments.train', '--model=fc', '--output_dir=/proc/label_smoothing_run',
+      f'--data_dir={shared_data}'))
+  assert 'does not exist' in _one_line_error(run_binary(
+      'experiments.calibration', f'--run_dirs={tmp_path / "missing"}',
+      f'--output_dir={tmp_path / "c"}'))
+  unfinished = tmp_path / 'unfinished'
+  unfinished.mkdir()
+  (unfinished / 'config.json').write_text(
+      json.dumps({'config': training.config_to_json(recipes.recipe('fc'))}))
+  assert 'has not finished' in _one_line_error(run_binary(
+      'experiments.calibration', f'--run_dirs={unfinished}', f'--output_dir={tmp_path / "c"}'))
+  assert 'is not a run directory' in _one_line_error(run_binary(
+      'experiments.penultimate_mnist', f'--run_dirs={tmp_path},{tmp_path}',
+      f'--output_dir={tmp_path / "p"}'))
+  assert 'mnist has classes 0 to 9' in _one_line_error(run_binary(
+      'experiments.penultimate_mnist', '--classes=0,1,12', f'--output_dir={tmp_path / "p"}'))
+  assert '--alphas must be a comma-separated list of numbers in [0.0, 1.0)' in _one_line_error(
+      run_binary('experiments.accuracy_table', '--alphas=0,zero', f'--output_dir={tmp_path}'))
+  assert '--seeds must be a comma-separated list of integers' in _one_line_error(
+      run_binary('experiments.accuracy_table', '--seeds=0,1.5', f'--output_dir={tmp_path}'))
+  assert '--lr_boundaries must be' in _one_line_error(run_binary(
+      'experiments.train', '--model=fc', '--lr_boundaries=0.5,2', f'--output_dir={tmp_path}'))
+  assert 'value should be one of' in _one_line_error(run_binary(
+      'experiments.train', '--model=fc', '--dtype_policy=bf16', f'--output_dir={tmp_path}'))

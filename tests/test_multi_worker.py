@@ -1,0 +1,80 @@
+"""MultiWorkerMirroredStrategy with two local worker processes (TF_CONFIG on localhost ports)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from models import run_files, training
+from tests.conftest import ROOT, run_binary
+
+FINISHED_RUN_FILES = {'config.json', 'checkpoints', 'tensorboard', 'model.weights.h5',
+                      'logits.npz', 'results.json'}
+
+
+def _free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(('localhost', 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _run_workers(args, timeout=420):
+  """Starts worker 0 (the chief) and worker 1 on localhost; returns both (code, output)."""
+  cluster = {'worker': [f'localhost:{p}' for p in _free_ports(2)]}
+  procs = []
+  for index in range(2):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CONFIG=json.dumps(
+        {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
+    procs.append(subprocess.Popen([sys.executable, '-m', 'experiments.train', *args], cwd=ROOT,
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True))
+  outputs = []
+  try:
+    for proc in procs:
+      outputs.append((proc.wait(timeout=timeout), proc.stdout.read()))
+  finally:
+    for proc in procs:
+      proc.kill()
+  return outputs
+
+
+def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path, shared_data):
+  out = str(tmp_path / 'run')
+  args = ['--model=fc', '--width=64', '--batch_size=64', '--train_steps=40',
+          '--preprocessing=mnist', '--strategy=multi_worker', f'--data_dir={shared_data}',
+          f'--output_dir={out}', '--checkpoint_every=10']
+  first = _run_workers(args + ['--stop_after_steps=20'])
+  for code, output in first:
+    assert code == 0, output[-3000:]
+    assert '2 replica(s)' in output and 'starting at step 0' in output
+  assert 'step 20/20' in first[0][1]
+  assert sorted(os.listdir(out)) == ['checkpoints', 'config.json', 'tensorboard']
+  assert run_files.gfile.glob(os.path.join(out, 'checkpoints', 'ckpt-20.index'))
+
+  second = _run_workers(args)
+  for code, output in second:
+    assert code == 0, output[-3000:]
+    assert 'starting at step 20' in output  # both workers resumed from the chief's checkpoint
+  assert set(os.listdir(out)) == FINISHED_RUN_FILES  # nothing of worker 1's
+  with open(os.path.join(out, 'results.json')) as f:
+    results = json.load(f)
+  assert results['steps_trained'] == 40
+
+  # The same run on one device: two workers averaging half-batch gradients train the same model.
+  single = str(tmp_path / 'single')
+  proc = run_binary('experiments.train', *[a for a in args if 'strategy' not in a and
+                                           'output_dir' not in a], f'--output_dir={single}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  one, two = training.load_trained(single)[0], training.load_trained(out)[0]
+  for a, b in zip(one.get_weights(), two.get_weights()):
+    np.testing.assert_allclose(a, b, atol=1e-4)
+  with open(os.path.join(single, 'results.json')) as f:
+    assert results['metrics']['test']['accuracy'] == pytest.approx(
+        json.load(f)['metrics']['test']['accuracy'], abs=2e-3)
