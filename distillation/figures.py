@@ -49,3 +49,28 @@ def distillation_figure(points, path_stem, split='validation'):
   for ext in ('png', 'pdf'):
     fig.savefig(f'{path_stem}.{ext}', dpi=150)
   return fig, summary
+
+
+def mutual_information_figure(curves, num_examples, path_stem, title=''):
+  """Paper Figure 6: I_hat against training step, one curve per run, log 2 and log N marked.
+
+  curves: [(label, steps, values)].
+  """
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  for label, steps, values in curves:
+    ax.plot(steps, values, 'o-', ms=2.5, lw=1, label=label)
+  for level, name in ((np.log(2.0), 'log 2 (two clusters)'),
+                      (np.log(num_examples), f'log N (N = {num_examples})')):
+    ax.axhline(level, color='gray', ls='--', lw=0.8)
+    ax.annotate(name, (0.01, level), xycoords=('axes fraction', 'data'), fontsize=7,
+                va='bottom', color='gray')
+  ax.set_xlabel('training step')
+  ax.set_ylabel('mutual information (nats)')
+  ax.set_ylim(bottom=min(0.0, *(min(v) for _, _, v in curves)) - 0.05,
+              top=np.log(num_examples) * 1.05)
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7, loc='center right')
+  fig.tight_layout()
+  for ext in ('png', 'pdf'):
+    fig.savefig(f'{path_stem}.{ext}', dpi=150)
+  return fig

@@ -5,6 +5,7 @@ Reads every table the section binaries wrote under --results_dir.
 """
 import glob
 import json
+import math
 import os
 
 from absl import flags
@@ -113,7 +114,30 @@ def penultimate_section(results_dir):
   return lines
 
 
-SECTIONS = (accuracy_section, penultimate_section, calibration_section, distillation_section)
+def mutual_information_section(results_dir):
+  """Figure 6: MI rises fast after initialization, then decays towards log 2, more so with
+  label smoothing."""
+  lines = []
+  for where, table in _load_all(results_dir, 'mutual_information_points.json'):
+    n = table['num_examples']
+    lines += [f'### Mutual information: {table["model"]} on {table["dataset"]}, classes '
+              f'{table["classes"]}, N = {n} ({where})', '',
+              'Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
+              f'0.693 (more so with label smoothing); the estimate lies in [0, log N = '
+              f'{math.log(n):.3f}].', '',
+              '| run | at step 0 | peak (step) | final (step) | final - log 2 |',
+              '|---|---|---|---|---|']
+    for label, run in table['runs'].items():
+      values, steps = run['mutual_information'], run['steps']
+      peak = max(range(len(values)), key=values.__getitem__)
+      lines.append(f'| {label} | {values[0]:.3f} | {values[peak]:.3f} ({steps[peak]}) | '
+                   f'{values[-1]:.3f} ({steps[-1]}) | {values[-1] - math.log(2):+.3f} |')
+    lines.append('')
+  return lines
+
+
+SECTIONS = (accuracy_section, penultimate_section, calibration_section, distillation_section,
+            mutual_information_section)
 
 
 def build_report(results_dir):

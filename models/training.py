@@ -248,14 +248,16 @@ def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
 
 
 def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
-                       checkpoint_every=1000, log=print, stop_after_steps=None, objective=None):
+                       checkpoint_every=1000, log=print, stop_after_steps=None, objective=None,
+                       callbacks=None):
   """Trains `config` into `output_dir` (resuming from its last checkpoint) and returns results.
 
   A finished run (results.json present) is not retrained. stop_after_steps ends training
   early at that step without evaluating, as a kill would. `objective` is a function returning
   the run's Objective, called only if the run trains; a student (config.teacher_dir set) needs
-  one (distillation.train_student passes it). A non-finite loss raises TrainingDivergedError
-  and writes no results.
+  one (distillation.train_student passes it). `callbacks(chief)` returns extra Keras callbacks
+  (e.g. a mutual-information record); only the chief may write from them. A non-finite loss
+  raises TrainingDivergedError and writes no results.
   """
   if config.teacher_dir and objective is None:
     raise ValueError('a student run (teacher_dir set) needs its objective; train it with '
@@ -299,7 +301,8 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
       trained.fit(objective.train_dataset(data_dir, start), epochs=-(-stop // chunk),
                   initial_epoch=start // chunk, steps_per_epoch=chunk, verbose=0, shuffle=False,
                   callbacks=[_Progress(checkpoints, stop, start, config, log),
-                             keras.callbacks.TensorBoard(log_dir)])
+                             keras.callbacks.TensorBoard(log_dir),
+                             *(callbacks(chief) if callbacks else [])])
   finally:
     checkpoints.close()
     if not chief:

@@ -1,0 +1,96 @@
+"""Shared body of the mutual_information_{mnist,cifar10} binaries (paper Section 4, Figure 6)."""
+import math
+import os
+
+from absl import flags
+
+from experiments import common
+
+flags.DEFINE_string('output_dir', None, 'Where the runs, the figure and the points go.')
+flags.mark_flag_as_required('output_dir')
+flags.DEFINE_list('run_dirs', None, 'Reuse finished runs trained by this binary (they hold '
+                  'mutual_information.json) instead of training.')
+common.define_number_list('alphas', ['0', '0.1'], 'Label smoothing of the runs compared (the '
+                          'paper does not state its alpha).', lower=0.0, upper=1.0)
+common.define_number_list('classes', None, 'The two classes a and b of the logit difference '
+                          'z_a - z_b.', kind=int, lower=0)
+flags.DEFINE_integer('examples_per_class', 300, 'Training examples per class (paper: 300).',
+                     lower_bound=2)
+flags.DEFINE_integer('num_draws', 5, 'L, the augmentations averaged into mu_x (paper: 5); one '
+                     'more independent draw plays y_x.', lower_bound=1)
+flags.DEFINE_integer('every', None, 'Estimate every this many steps (and at step 0).',
+                     lower_bound=1)
+flags.DEFINE_integer('mi_seed', 0, 'Seed of the augmentation draws (the same at every step).')
+flags.DEFINE_boolean('in_sample', False, 'Plug in one of the L draws as y_x instead of an extra '
+                     'draw (biases the estimate up by about 0.5 log(L / (L - 1))).')
+common.define_training_flags()
+FLAGS = flags.FLAGS
+
+
+def run(model, dataset, classes, every):
+  """Sets the binary's defaults, then trains (or reuses) the runs, draws and writes."""
+  FLAGS.set_default('model', model)
+  FLAGS.set_default('dataset', dataset)
+  FLAGS.set_default('classes', [str(c) for c in classes])
+  FLAGS.set_default('every', every)
+  common.run(_main)
+
+
+def _recorder(config, run_dir, classes):
+  """callbacks(chief) for train_and_evaluate: the run's mutual-information record."""
+  from distillation import mi_record  # pylint: disable=g-import-not-at-top
+  images, _ = mi_record.select_examples(config.dataset, classes, FLAGS.examples_per_class,
+                                        FLAGS.data_dir, config.validation_size)
+  return lambda chief: [mi_record.MutualInformationRecord(
+      run_dir, images, classes, config.preprocessing, FLAGS.every, FLAGS.num_draws,
+      FLAGS.mi_seed, FLAGS.in_sample, chief,
+      os.path.join(run_dir, 'tensorboard', 'mutual_information'))]
+
+
+def _main(argv):
+  del argv
+  import data  # pylint: disable=g-import-not-at-top
+  from distillation import figures, mi_record  # pylint: disable=g-import-not-at-top
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+  from models import recipes, run_files, training  # pylint: disable=g-import-not-at-top
+  classes = [int(c) for c in FLAGS.classes]
+  num_classes = data.num_classes(FLAGS.dataset)
+  if len(classes) != 2 or classes[0] == classes[1] or max(classes) >= num_classes:
+    raise ValueError(f'--classes={FLAGS.classes}: give two different classes of {FLAGS.dataset} '
+                     f'(0 to {num_classes - 1}).')
+  run_dirs = FLAGS.run_dirs
+  if not run_dirs:
+    run_dirs = []
+    for alpha in [float(a) for a in FLAGS.alphas]:
+      config = recipes.recipe(FLAGS.model, **common.recipe_overrides(label_smoothing=alpha))
+      run_dir = os.path.join(FLAGS.output_dir, sweep.run_dir_name(alpha, config.seed))
+      training.train_and_evaluate(config, run_dir, callbacks=_recorder(config, run_dir, classes),
+                                  **common.train_kwargs())
+      run_dirs.append(run_dir)
+  curves, points = [], {}
+  for run_dir in run_dirs:
+    training.finished_results(run_dir)  # refuses a run that does not exist or has not finished
+    config, _ = training.read_run_config(run_dir)
+    record = mi_record.load_record(run_dir)
+    if not record['points']:
+      raise run_files.RunDirError(f'{run_dir} has no {mi_record.RECORD}; train it with this '
+                                  'binary.')
+    steps = [p['step'] for p in record['points']]
+    values = [p['mutual_information'] for p in record['points']]
+    label = f'alpha={config.label_smoothing:g}'
+    curves.append((label, steps, values))
+    points[label] = {'run_dir': run_dir, 'settings': record['settings'], 'steps': steps,
+                     'mutual_information': values}
+  num_examples = points[curves[0][0]]['settings']['num_examples']
+  run_files.make_dir(FLAGS.output_dir)
+  stem = os.path.join(FLAGS.output_dir, 'mutual_information')
+  figures.mutual_information_figure(curves, num_examples, stem,
+                                    f'{FLAGS.model} on {FLAGS.dataset}, classes {classes}')
+  run_files.write_json(stem + '_points.json', {'model': FLAGS.model, 'dataset': FLAGS.dataset,
+                                                'classes': classes, 'num_examples': num_examples,
+                                                'runs': points})
+  for label, steps, values in curves:
+    peak = max(range(len(values)), key=values.__getitem__)
+    print(f'{label:10s} MI at step 0: {values[0]:.3f}, peak {values[peak]:.3f} at step '
+          f'{steps[peak]}, final {values[-1]:.3f} at step {steps[-1]} (log 2 = 0.693, log N = '
+          f'{math.log(num_examples):.3f})')
