@@ -24,7 +24,8 @@ def fit_temperature(logits, labels, split, bounds=(0.05, 20.0)):
   return float(1.0 / result.x)
 
 
-def temperature_sweep(logits, labels, temperatures):
+def temperature_sweep(logits, labels, temperatures, num_bins=metrics.NUM_BINS):
   """ECE, NLL and accuracy at each temperature (for the paper's temperature figures)."""
-  return [dict(temperature=float(t), **metrics.evaluate_logits(logits, labels, temperature=t))
+  return [dict(temperature=float(t), **metrics.evaluate_logits(logits, labels, num_bins,
+                                                               temperature=t))
           for t in temperatures]

@@ -28,7 +28,7 @@ def steady_step_seconds(model, dataset, steps, warmup=5):
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   ends = []
-  clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, l: ends.append(
+  clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(
       time.perf_counter()))
   model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False,
             callbacks=[clock])

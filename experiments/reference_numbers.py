@@ -45,3 +45,7 @@ DISTILLATION_MNIST = {
     'teacher_ls0.1': {PAPER: 0.59, REPLICATION: 0.69},
     'student_of_teacher_ls0.1': {PAPER: 0.91, REPLICATION: 1.05},
 }
+
+# Transformer EN-DE (WMT14, newstest2013 validation), paper Table 3 and Table 1.
+TRANSLATION = {PAPER: {'hard_targets_ece': 0.056, 'temperature_scaled': (0.018, 1.13),
+                       'label_smoothing': (0.019, 0.1), 'bleu_literature': (25.3, 25.8)}}

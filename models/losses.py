@@ -60,3 +60,48 @@ class SmoothedCrossEntropy(keras.losses.Loss):
     return dict(super().get_config(), label_smoothing=self.label_smoothing,
                 multiplier=self.multiplier, from_logits=self.from_logits,
                 convention=self.convention)
+
+
+def _global_sum(value):
+  """Sum of `value` over the replicas of the current tf.distribute step (itself outside one)."""
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return value
+  return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+@keras.saving.register_keras_serializable('models')
+class TokenCrossEntropy(keras.losses.Loss):
+  """Smoothed cross-entropy of next-token predictions over the real (non-padding) target tokens,
+  divided by the number of real target tokens in the global batch.
+
+  y_true: target ids [B, T] (0 = padding); y_pred: logits [B, T, V]. Returns per-sequence values
+  (token losses summed, divided by the global token count) with reduction 'sum', under which
+  Keras does not rescale by the replica count and sums gradients over replicas: the step then
+  minimizes the mean over every real token of the global batch, however it is split.
+  """
+
+  def __init__(self, label_smoothing=0.0, convention='t2t', name='token_cross_entropy',
+               **kwargs):
+    kwargs['reduction'] = 'sum'
+    super().__init__(name=name, **kwargs)
+    if not 0.0 <= label_smoothing < 1.0:
+      raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}.')
+    if convention not in CONVENTIONS:
+      raise ValueError(f'convention must be one of {CONVENTIONS}, got "{convention}".')
+    self.label_smoothing, self.convention = float(label_smoothing), convention
+
+  def call(self, y_true, y_pred):
+    y_pred = tf.cast(y_pred, tf.float32)
+    ids = tf.cast(y_true, tf.int32)
+    mask = tf.cast(tf.not_equal(ids, 0), tf.float32)
+    targets = tf.one_hot(ids, y_pred.shape[-1], dtype=tf.float32)
+    if self.label_smoothing:
+      targets = smooth_labels(targets, y_pred.shape[-1], self.label_smoothing, self.convention)
+    per_token = -tf.reduce_sum(targets * tf.nn.log_softmax(y_pred), axis=-1)
+    tokens = _global_sum(tf.reduce_sum(mask))
+    return tf.reduce_sum(per_token * mask, axis=1) / tf.maximum(tokens, 1.0)
+
+  def get_config(self):
+    return dict(super().get_config(), label_smoothing=self.label_smoothing,
+                convention=self.convention)

@@ -50,3 +50,22 @@ class MomentumSGD(keras.optimizers.Optimizer):
   def get_config(self):
     return dict(super().get_config(), momentum=self.momentum, dampening=self.dampening,
                 nesterov=self.nesterov, lr_multipliers=self.lr_multipliers)
+
+
+@keras.saving.register_keras_serializable('models')
+class T2TSchedule(keras.optimizers.schedules.LearningRateSchedule):
+  """tensor2tensor's lr = constant * min(1, step / warmup) * rsqrt(max(step, warmup)) * d^-0.5
+  (constant 2.0 in transformer_base; step counts from 0, so the first update has lr 0)."""
+
+  def __init__(self, d_model, warmup_steps, constant=2.0):
+    self.d_model, self.warmup_steps, self.constant = d_model, warmup_steps, constant
+
+  def __call__(self, step):
+    step = ops.cast(step, 'float32')
+    warmup = float(self.warmup_steps)
+    return (self.constant * ops.minimum(1.0, step / warmup)
+            * ops.rsqrt(ops.maximum(step, warmup)) * self.d_model ** -0.5)
+
+  def get_config(self):
+    return {'d_model': self.d_model, 'warmup_steps': self.warmup_steps,
+            'constant': self.constant}

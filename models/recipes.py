@@ -122,3 +122,70 @@ def total_steps(config, num_train_examples):
   if config.train_steps is not None:
     return int(config.train_steps)
   return int(math.ceil(config.train_epochs * (num_train_examples // config.batch_size)))
+
+
+@dataclasses.dataclass
+class TranslationConfig:
+  """A Transformer translation run (paper Section 3); batch_size counts tokens."""
+  BATCH_UNIT = 'budget tokens'  # progress reports batch_size per second in these units
+  model: str
+  dataset: str = 'multi30k'
+  label_smoothing: float = 0.0
+  label_smoothing_convention: str = 't2t'   # the paper's Transformer: 1 - a, a / (V - 1)
+  seed: int = 0
+  batch_size: int = 4096                     # tokens per batch (per side, padding included)
+  max_length: int = 256
+  train_steps: int = 300_000
+  vocab_size: int = 32_000
+  encoder_layers: int = 6
+  decoder_layers: int = 6
+  d_model: int = 512
+  num_heads: int = 8
+  ffn: int = 2048
+  dropout: float = 0.1                       # residuals and embedded inputs
+  attention_dropout: float = 0.1
+  relu_dropout: float = 0.1
+  warmup_steps: int = 8000
+  learning_rate_constant: float = 2.0
+  adam_beta1: float = 0.9
+  adam_beta2: float = 0.997
+  adam_epsilon: float = 1e-9
+  dtype_policy: str = 'float32'
+
+
+TRANSLATION_RECIPES = {
+    # tensor2tensor transformer_base on translate_ende_wmt32k (the paper's).
+    'transformer_base': dict(dataset='wmt14', vocab_size=32_000),
+    # Small enough for Multi30k on 2 CPU cores: 3+3 layers, d_model 256, ffn 1024, 4 heads,
+    # an 8k vocabulary, warm-up 1,000 of 1,500 steps, the schedule's constant 2 unchanged.
+    'transformer_small': dict(dataset='multi30k', vocab_size=8000, encoder_layers=3,
+                              decoder_layers=3, d_model=256, num_heads=4, ffn=1024,
+                              train_steps=1500, warmup_steps=1000),
+}
+
+
+def translation_recipe(model, **overrides):
+  """The translation recipe for `model` with `overrides` (None values ignored) applied."""
+  if model not in TRANSLATION_RECIPES:
+    raise ValueError(f'unknown translation model "{model}"; choose one of '
+                     f'{", ".join(sorted(TRANSLATION_RECIPES))}.')
+  fields = dict(TRANSLATION_RECIPES[model], model=model)
+  fields.update({k: v for k, v in overrides.items() if v is not None})
+  config = TranslationConfig(**fields)
+  checks = [
+      (config.dataset in ('multi30k', 'wmt14'), f'unknown translation dataset '
+       f'"{config.dataset}"; choose multi30k or wmt14'),
+      (0.0 <= config.label_smoothing < 1.0, 'label_smoothing must be in [0, 1)'),
+      (config.label_smoothing_convention in ('uniform', 't2t'),
+       'label_smoothing_convention must be uniform or t2t'),
+      (config.d_model % config.num_heads == 0, 'd_model must be a multiple of num_heads'),
+      (config.batch_size >= config.max_length, 'the token budget (batch_size) must hold one '
+       'sequence of max_length tokens'),
+      (min(config.train_steps, config.warmup_steps, config.vocab_size) > 0,
+       'train_steps, warmup_steps and vocab_size must be positive'),
+      (config.dtype_policy in DTYPE_POLICIES, f'dtype_policy must be one of {DTYPE_POLICIES}'),
+  ]
+  for ok, message in checks:
+    if not ok:
+      raise ValueError(message + '.')
+  return config

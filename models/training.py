@@ -121,13 +121,14 @@ def claim_output_dir(output_dir, config, data_dir):
   wanted = config_to_json(config)
   if run_files.gfile.exists(path):
     # Fields added since that run was written take their defaults.
-    stored = dict(config_to_json(recipes.TrainConfig(config.model, config.dataset)),
+    stored = dict(config_to_json(type(config)(config.model, config.dataset)),
                   **run_files.read_json(path)['config'])
     differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
     if differing:
       raise RunDirError(f'{output_dir} holds a different run (differs in {", ".join(differing)}); '
                         'choose a new --output_dir or delete that one.')
-  run_files.write_json(path, {'config': wanted, 'data_dir': data_dir})
+  run_files.write_json(path, {'config': wanted, 'config_type': type(config).__name__,
+                              'data_dir': data_dir})
 
 
 def _likely_fix(config):
@@ -167,9 +168,9 @@ class _Progress(keras.callbacks.Callback):
     rate = (step - self.start_step) / max(elapsed, 1e-9)
     eta = (self.total - step) / max(rate, 1e-9)
     metrics = ' '.join(f'{k}={v:.4f}' for k, v in (logs or {}).items())
+    unit = getattr(self.config, 'BATCH_UNIT', 'examples')
     self.log(f'step {step}/{self.total} ({100.0 * step / self.total:.0f}%) {metrics} '
-             f'{rate * self.config.batch_size:.0f} examples/s, eta {eta / 60:.1f} min',
-             flush=True)
+             f'{rate * self.config.batch_size:.0f} {unit}/s, eta {eta / 60:.1f} min', flush=True)
 
 
 def predict_logits(model, dataset):
@@ -206,7 +207,8 @@ def read_run_config(run_dir):
     raise RunDirError(f'{run_dir} is not a run directory (no config.json); give one written '
                       'by experiments.train or a section binary.')
   stored = run_files.read_json(path)
-  return recipes.TrainConfig(**stored['config']), stored.get('data_dir')
+  config_type = getattr(recipes, stored.get('config_type', 'TrainConfig'))
+  return config_type(**stored['config']), stored.get('data_dir')
 
 
 def finished_results(run_dir):
@@ -247,6 +249,52 @@ def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
   return metrics
 
 
+def build_under_policy(config, strategy, build):
+  """build() inside the strategy scope, after clear_session, under config.dtype_policy and the
+  config's seed; the caller's dtype policy is restored afterwards (built layers keep theirs)."""
+  previous_policy = keras.config.dtype_policy()
+  keras.backend.clear_session()  # this also resets the dtype policy, so it is set after
+  keras.config.set_dtype_policy(config.dtype_policy)
+  keras.utils.set_random_seed(config.seed)
+  keras_multi_worker.enable(strategy)
+  try:
+    with strategy.scope():
+      return build()
+  finally:
+    keras.config.set_dtype_policy(previous_policy)
+
+
+def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, strategy,
+                  checkpoint_every=1000, log=print, stop_after_steps=None, callbacks=None,
+                  describe=''):
+  """Trains `trained` (whose variables include `model`'s) up to `steps` from the last
+  checkpoint in output_dir; returns the step reached. train_dataset(start) is the stream from
+  step `start`. Checkpoints, TensorBoard and progress go to output_dir (the chief's only); a
+  non-finite loss raises TrainingDivergedError."""
+  chief = run_files.is_chief(strategy)
+  checkpoints = run_files.Checkpoints(model, trained.optimizer, output_dir, chief)
+  start = checkpoints.restore()
+  log(f'{describe}: {steps} steps of {config.batch_size} ({model.count_params():,} parameters, '
+      f'{strategy.num_replicas_in_sync} replica(s), {config.dtype_policy}); starting at step '
+      f'{start}.', flush=True)
+  stop = min(steps, stop_after_steps or steps)
+  log_dir = (os.path.join(output_dir, 'tensorboard') if chief
+             else tempfile.mkdtemp(prefix='worker_tensorboard_'))
+  try:
+    if start < stop:
+      chunk = min(checkpoint_every, stop)
+      trained.fit(train_dataset(start), epochs=-(-stop // chunk), initial_epoch=start // chunk,
+                  steps_per_epoch=chunk, verbose=0, shuffle=False,
+                  callbacks=[_Progress(checkpoints, stop, start, config, log),
+                             keras.callbacks.TensorBoard(log_dir),
+                             *(callbacks(chief) if callbacks else [])])
+  finally:
+    checkpoints.close()
+    if not chief:
+      shutil.rmtree(log_dir, ignore_errors=True)
+  return int(trained.optimizer.iterations.numpy())
+
+
 def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
                        checkpoint_every=1000, log=print, stop_after_steps=None, objective=None,
                        callbacks=None):
@@ -272,42 +320,21 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
     return run_files.read_json(results_path)
   steps = recipes.total_steps(config, num_train)
   objective = objective() if objective else classifier_objective(config)
-  previous_policy = keras.config.dtype_policy()
-  keras.backend.clear_session()  # this also resets the dtype policy, so it is set after
-  keras.config.set_dtype_policy(config.dtype_policy)
-  keras.utils.set_random_seed(config.seed)
-  keras_multi_worker.enable(strategy)
-  try:
-    with strategy.scope():
-      model = build_for(config)
-      trained = objective.wrap(model)
-      compile_model(trained, config, steps, jit_compile,
-                    loss=None if trained is model else objective.loss)
-  finally:  # layers keep the policy they were built with; the caller's is restored
-    keras.config.set_dtype_policy(previous_policy)
-  checkpoints = run_files.Checkpoints(model, trained.optimizer, output_dir, chief)
-  start = checkpoints.restore()
-  log(f'{config.model} on {config.dataset}, alpha={config.label_smoothing}: {steps} steps of '
-      f'{config.batch_size} ({model.count_params():,} parameters, '
-      f'{strategy.num_replicas_in_sync} replica(s), {config.dtype_policy}); starting at step '
-      f'{start}.', flush=True)
-  stop = min(steps, stop_after_steps or steps)
+
+  def build():
+    model = build_for(config)
+    trained = objective.wrap(model)
+    compile_model(trained, config, steps, jit_compile,
+                  loss=None if trained is model else objective.loss)
+    return model, trained
+  model, trained = build_under_policy(config, strategy, build)
   began = time.time()
-  log_dir = (os.path.join(output_dir, 'tensorboard') if chief
-             else tempfile.mkdtemp(prefix='worker_tensorboard_'))
-  try:
-    if start < stop:
-      chunk = min(checkpoint_every, stop)
-      trained.fit(objective.train_dataset(data_dir, start), epochs=-(-stop // chunk),
-                  initial_epoch=start // chunk, steps_per_epoch=chunk, verbose=0, shuffle=False,
-                  callbacks=[_Progress(checkpoints, stop, start, config, log),
-                             keras.callbacks.TensorBoard(log_dir),
-                             *(callbacks(chief) if callbacks else [])])
-  finally:
-    checkpoints.close()
-    if not chief:
-      shutil.rmtree(log_dir, ignore_errors=True)
-  done = int(trained.optimizer.iterations.numpy())
+  done = fit_resumably(
+      model, trained, config, output_dir, steps,
+      lambda start: objective.train_dataset(data_dir, start), strategy=strategy,
+      checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
+      callbacks=callbacks,
+      describe=f'{config.model} on {config.dataset}, alpha={config.label_smoothing}')
   if done < steps:
     return {'steps_trained': done, 'finished': False}
   results = {'config': config_to_json(config), 'steps_trained': done, 'finished': True,

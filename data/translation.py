@@ -1,0 +1,209 @@
+"""Translation data (paper Section 3): parallel text, a shared subword vocabulary, token batches.
+
+- Multi30k EN->DE from its raw files (train, val, test2016: one sentence per line, UTF-8),
+  WMT14 EN-DE from a tensorflow-datasets copy (`wmt14_translate/de-en`, prepared or --download).
+- One SentencePiece vocabulary for both languages, learned from the training split only and
+  stored (vocabulary.model) so every later step and evaluation of a run uses the same one.
+  Ids: 0 padding (also the decoder's start symbol, as in tensor2tensor), 1 end of sentence,
+  2 unknown. Text is tokenized inside tf.data with tensorflow_text's SentencepieceTokenizer,
+  which detokenizes losslessly.
+- Training batches hold up to `token_budget` tokens (source or target, padding included) of
+  similar-length pairs, at most `max_length` tokens each; their order is a pure function of
+  (seed, step), so a resumed run sees the batches an uninterrupted run would. Batch shapes vary
+  with length (CPU/GPU; a TPU run would pad to fixed buckets).
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from data.readers import DataError
+
+PAD, EOS, UNK = 0, 1, 2
+MULTI30K_FILES = {'train': 'train', 'validation': 'val', 'test': 'test2016'}
+SOURCE, TARGET = 'en', 'de'
+
+
+def read_multi30k(data_dir, split):
+  """(English sentences, German sentences) of one split, line-aligned."""
+  if split not in MULTI30K_FILES:
+    raise DataError(f'unknown split "{split}"; choose one of {", ".join(MULTI30K_FILES)}.')
+  folder = os.path.join(data_dir, 'multi30k')
+  sides = []
+  for language in (SOURCE, TARGET):
+    path = os.path.join(folder, f'{MULTI30K_FILES[split]}.{language}')
+    if not os.path.isfile(path):
+      raise DataError(f'{path} not found: expected the Multi30k raw files '
+                      f'(train, val, test2016).{{en,de}} in {folder}.')
+    with open(path, 'rb') as f:
+      raw = f.read()
+    try:
+      text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+      raise DataError(f'{path} is not UTF-8 text (byte {e.start}); convert it to UTF-8.') \
+          from None
+    sides.append(text.rstrip('\n').split('\n'))
+  if len(sides[0]) != len(sides[1]):
+    raise DataError(f'{MULTI30K_FILES[split]}.en has {len(sides[0])} lines but '
+                    f'{MULTI30K_FILES[split]}.de has {len(sides[1])}; the two sides must be '
+                    'line-aligned.')
+  return sides[0], sides[1]
+
+
+def read_wmt14(split, data_dir=None, download=False):
+  """(English, German) of wmt14_translate/de-en from tensorflow-datasets (newstest2013 is
+  its validation split, as in translate_ende_wmt32k)."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+  builder = tfds.builder('wmt14_translate/de-en', data_dir=data_dir)
+  if download:
+    builder.download_and_prepare()
+  if not os.path.isfile(os.path.join(builder.data_dir, 'dataset_info.json')):
+    raise DataError('no prepared wmt14_translate/de-en found in '
+                    f'{data_dir or "the tfds default folder"}; pass --download when online.')
+  pairs = tfds.as_numpy(builder.as_dataset(split=split))
+  english, german = [], []
+  for pair in pairs:
+    english.append(pair['en'].decode())
+    german.append(pair['de'].decode())
+  return english, german
+
+
+def read_parallel(dataset, split, data_dir=None, download=False):
+  if dataset == 'multi30k':
+    from data.sources import DEFAULT_DATA_DIR  # pylint: disable=g-import-not-at-top
+    return read_multi30k(data_dir or DEFAULT_DATA_DIR, split)
+  if dataset == 'wmt14':
+    return read_wmt14(split, data_dir, download)
+  raise DataError(f'unknown translation dataset "{dataset}"; choose multi30k or wmt14.')
+
+
+def learn_vocabulary(sentences, vocab_size, path):
+  """Trains a SentencePiece model on `sentences` into `path` (once: an existing one is kept)."""
+  if tf.io.gfile.exists(path):
+    return path
+  import io  # pylint: disable=g-import-not-at-top
+  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
+  model = io.BytesIO()
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+      model_type='unigram', character_coverage=1.0, pad_id=PAD, eos_id=EOS, unk_id=UNK,
+      # No NFKC rewriting and no whitespace collapsing: decoded text is byte-comparable to
+      # the raw references.
+      normalization_rule_name='identity', remove_extra_whitespaces=False,
+      bos_id=-1, input_sentence_size=2_000_000, shuffle_input_sentence=True,
+      num_threads=2, minloglevel=2)
+  from models import run_files  # pylint: disable=g-import-not-at-top
+  run_files.make_dir(os.path.dirname(path))
+  run_files.write_bytes(path, model.getvalue())
+  return path
+
+
+class Vocabulary:
+  """A stored SentencePiece model applied in TensorFlow (tokenize in tf.data, detokenize)."""
+
+  def __init__(self, path):
+    import tensorflow_text as text  # pylint: disable=g-import-not-at-top
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      self.proto = f.read()
+    self.tokenizer = text.SentencepieceTokenizer(model=self.proto, add_eos=True)
+    self.size = int(self.tokenizer.vocab_size())
+
+  def encode(self, sentences):
+    """tf.RaggedTensor of ids, each sentence ending with EOS."""
+    return self.tokenizer.tokenize(sentences)
+
+  def decode(self, ids):
+    """Plain text of id sequences (EOS and anything after it dropped, padding ignored)."""
+    texts = []
+    for row in ids:
+      row = [int(i) for i in row]
+      if EOS in row:
+        row = row[:row.index(EOS)]
+      texts.append(self.tokenizer.detokenize(
+          tf.constant([i for i in row if i != PAD], tf.int32)).numpy().decode())
+    return texts
+
+
+def encode_pairs(vocabulary, sources, targets, batch_size=1024):
+  """(source ids, target ids) as lists of int32 arrays, tokenized in a tf.data pipeline."""
+  ds = tf.data.Dataset.from_tensor_slices((sources, targets)).batch(batch_size).map(
+      lambda s, t: (vocabulary.encode(s), vocabulary.encode(t)),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  out_s, out_t = [], []
+  for s, t in ds:
+    out_s += [np.asarray(r, np.int32) for r in s.to_list()]
+    out_t += [np.asarray(r, np.int32) for r in t.to_list()]
+  return out_s, out_t
+
+
+def batch_plan(lengths, token_budget, seed, epoch, pool=100):
+  """Index lists of one epoch's batches: a seeded permutation, sorted by length within pools of
+  `pool` batches' worth of examples (similar lengths share a batch, as tensor2tensor's buckets
+  do), cut so that batch size * longest sequence <= token_budget, then a seeded batch order."""
+  rng = np.random.default_rng([seed, epoch])
+  order = rng.permutation(len(lengths))
+  batches = []
+  mean_batch = max(1, token_budget // max(1, int(np.mean(lengths))))
+  for start in range(0, len(order), pool * mean_batch):
+    chunk = order[start:start + pool * mean_batch]
+    chunk = chunk[np.argsort(lengths[chunk], kind='stable')]
+    current, longest = [], 0
+    for i in chunk:
+      if current and (len(current) + 1) * max(longest, lengths[i]) > token_budget:
+        batches.append(current)
+        current, longest = [], 0
+      current.append(int(i))
+      longest = max(longest, int(lengths[i]))
+    if current:
+      batches.append(current)
+  return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _pad(rows, length):
+  out = np.full((len(rows), length), PAD, np.int32)
+  for i, row in enumerate(rows):
+    out[i, :len(row)] = row
+  return out
+
+
+def training_batches(sources, targets, token_budget, max_length, seed, start_step, num_steps):
+  """tf.data stream of steps [start_step, num_steps): ((source [B, S], decoder input [B, T]),
+  target [B, T]) int32, the decoder input being the target shifted right behind PAD.
+
+  Pairs with a side longer than max_length are left out (tensor2tensor's max_length). The plan
+  of the needed batches is computed up front, so the pipeline is TensorFlow ops only.
+  """
+  keep = [i for i in range(len(sources))
+          if len(sources[i]) <= max_length and len(targets[i]) <= max_length]
+  if not keep:
+    raise DataError(f'no training pair fits max_length={max_length}.')
+  lengths = np.array([max(len(sources[i]), len(targets[i])) for i in keep])
+  plan, epoch = [], 0
+  while len(plan) < num_steps:
+    plan += batch_plan(lengths, token_budget, seed, epoch)
+    epoch += 1
+  plan = plan[start_step:num_steps]
+  source_ids = tf.ragged.constant([sources[i] for i in keep], dtype=tf.int32)
+  target_ids = tf.ragged.constant([targets[i] for i in keep], dtype=tf.int32)
+
+  def gather(batch):
+    src = tf.gather(source_ids, batch).to_tensor(PAD)
+    tgt = tf.gather(target_ids, batch).to_tensor(PAD)
+    decoder_input = tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
+    return (src, decoder_input), tgt
+
+  batches = tf.ragged.constant(plan, dtype=tf.int32) if plan else tf.ragged.constant(
+      [[0]], dtype=tf.int32)[:0]
+  return tf.data.Dataset.from_tensor_slices(batches).map(
+      gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def evaluation_batches(sources, targets, batch_size=100):
+  """One ordered pass of ((source, decoder input), target) batches for teacher forcing."""
+  for start in range(0, len(sources), batch_size):
+    src = _pad(sources[start:start + batch_size],
+               max(len(s) for s in sources[start:start + batch_size]))
+    tgt = _pad(targets[start:start + batch_size],
+               max(len(t) for t in targets[start:start + batch_size]))
+    decoder_input = np.concatenate([np.full((len(tgt), 1), PAD, np.int32), tgt[:, :-1]], 1)
+    yield (src, decoder_input), tgt

@@ -1,0 +1,88 @@
+r"""Paper Section 3 on translation (Table 3 row, Figures 3 and 4): a Transformer EN->DE trained
+with hard targets and with label smoothing; next-token BLEU, ECE and NLL against temperature.
+
+  python -m experiments.translation --output_dir=results/translation_multi30k
+Trains alpha = 0 and 0.1 with the recipe (default transformer_small on the bundled Multi30k; the
+paper's transformer_base on WMT14 with --model=transformer_base) or reuses --run_dirs, then
+evaluates each run once (translation_eval.json and hypotheses/ in its run directory): token
+accuracy, NLL and ECE on the validation set at every temperature and the NLL-fitted one, BLEU of
+beam-search translations of the validation set at each --bleu_temperatures and of the test set
+at T = 1 (and the fitted T of the hard-target model).
+"""
+import os
+
+from absl import flags
+
+from experiments import common
+
+flags.DEFINE_string('output_dir', None, 'Where the runs, tables and figures go.')
+flags.mark_flag_as_required('output_dir')
+flags.DEFINE_enum('model', 'transformer_small', ['transformer_small', 'transformer_base'],
+                  'Translation recipe.')
+flags.DEFINE_enum('dataset', None, ['multi30k', 'wmt14'], 'Default: the recipe\'s.')
+flags.DEFINE_list('run_dirs', None, 'Reuse finished translation runs instead of training.')
+common.define_number_list('alphas', ['0', '0.1'], 'Label smoothing of the runs.', lower=0.0,
+                          upper=1.0)
+flags.DEFINE_enum('label_smoothing_convention', 't2t', ['t2t', 'uniform'],
+                  't2t: 1 - a on the true token, a / (V - 1) elsewhere (the paper\'s Transformer).')
+flags.DEFINE_integer('seed', 0, 'Seed of initialization, dropout and batch order.')
+flags.DEFINE_integer('train_steps', None, 'Training steps (recipe default).', lower_bound=1)
+flags.DEFINE_integer('batch_size', None, 'Tokens per batch (recipe default 4096).', lower_bound=1)
+flags.DEFINE_integer('warmup_steps', None, 'Learning-rate warm-up steps.', lower_bound=1)
+flags.DEFINE_integer('vocab_size', None, 'Subword vocabulary size.', lower_bound=100)
+flags.DEFINE_float('learning_rate_constant', None, 'The constant of tensor2tensor\'s schedule '
+                   '(2.0).', lower_bound=0.0)
+for _name, _help in (('encoder_layers', 'Encoder layers.'), ('decoder_layers', 'Decoder layers.'),
+                     ('d_model', 'Model width.'), ('num_heads', 'Attention heads.'),
+                     ('ffn', 'Feed-forward width.')):
+  flags.DEFINE_integer(_name, None, _help + ' (recipe default)', lower_bound=1)
+common.define_number_list('temperatures', [str(t) for t in
+                                           (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4,
+                                            1.5, 1.6, 1.7, 1.8, 1.9, 2.0)],
+                          'Temperatures of the token-metric sweep.', lower=1e-3)
+common.define_number_list('bleu_temperatures', None, 'Temperatures at which the validation set '
+                          'is beam-decoded for BLEU (default: --temperatures).', lower=1e-3)
+flags.DEFINE_integer('beam_size', 4, 'Beam size (tensor2tensor default; the paper: unstated).',
+                     lower_bound=1)
+flags.DEFINE_float('length_penalty', 0.6, 'alpha of ((5 + length) / 6)^alpha (tensor2tensor).',
+                   lower_bound=0.0)
+flags.DEFINE_integer('max_eval_sentences', None, 'Evaluate on the first N sentences of each '
+                     'split only (smoke runs).', lower_bound=1)
+common.define_data_flags()
+common.define_runtime_flags()
+flags.DEFINE_enum('dtype_policy', None, ['float32', 'mixed_bfloat16'], 'Keras dtype policy.')
+FLAGS = flags.FLAGS
+FLAGS.set_default('checkpoint_every', 200)  # translation steps take seconds on a CPU
+
+
+def main(argv):
+  del argv
+  from experiments import translation_section  # pylint: disable=g-import-not-at-top
+  from models import recipes, translation_training  # pylint: disable=g-import-not-at-top
+  run_dirs = FLAGS.run_dirs
+  if not run_dirs:
+    run_dirs = []
+    for alpha in [float(a) for a in FLAGS.alphas]:
+      config = recipes.translation_recipe(
+          FLAGS.model, dataset=FLAGS.dataset, label_smoothing=alpha,
+          label_smoothing_convention=FLAGS.label_smoothing_convention, seed=FLAGS.seed,
+          train_steps=FLAGS.train_steps, batch_size=FLAGS.batch_size,
+          warmup_steps=FLAGS.warmup_steps, vocab_size=FLAGS.vocab_size,
+          learning_rate_constant=FLAGS.learning_rate_constant,
+          encoder_layers=FLAGS.encoder_layers, decoder_layers=FLAGS.decoder_layers,
+          d_model=FLAGS.d_model, num_heads=FLAGS.num_heads, ffn=FLAGS.ffn,
+          dtype_policy=FLAGS.dtype_policy)
+      run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{FLAGS.seed}')
+      translation_training.train_translation(config, run_dir, **common.train_kwargs())
+      run_dirs.append(run_dir)
+  settings = translation_section.EvalSettings(
+      temperatures=[float(t) for t in FLAGS.temperatures],
+      bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.temperatures],
+      beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
+      max_sentences=FLAGS.max_eval_sentences)
+  print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings,
+                                               FLAGS.data_dir))
+
+
+if __name__ == '__main__':
+  common.run(main)

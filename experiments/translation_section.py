@@ -1,0 +1,144 @@
+"""Evaluation and outputs of the translation section (experiments.translation).
+
+Each run is evaluated once into its run directory (translation_eval.json, hypotheses/); the
+section directory gets translation.json / translation.md (Table 3 row, BLEU), Figure 3
+(reliability_translation.*) and Figure 4 (figure4.*).
+"""
+import dataclasses
+import os
+
+from calibration import reliability
+from data import translation
+from models import run_files, translation_eval, translation_training
+
+EVAL = 'translation_eval.json'
+
+
+@dataclasses.dataclass
+class EvalSettings:
+  temperatures: list
+  bleu_temperatures: list
+  beam_size: int = 4
+  length_penalty: float = 0.6
+  max_sentences: int = None
+
+
+def _split(config, split, vocab, data_dir, max_sentences):
+  english, german = translation.read_parallel(config.dataset, split, data_dir)
+  english, german = english[:max_sentences], german[:max_sentences]
+  sources, targets = translation.encode_pairs(vocab, english, german)
+  return sources, targets, german
+
+
+def _decode(model, vocab, sources, references, settings, temperature, path):
+  """BLEU of the beam-search translations at `temperature`; the hypotheses go to `path`."""
+  hypotheses = translation_eval.translate(model, vocab, sources, settings.beam_size,
+                                          settings.length_penalty, temperature)
+  run_files.write_bytes(path, ('\n'.join(hypotheses) + '\n').encode())
+  return translation_eval.bleu(hypotheses, references)
+
+
+def evaluate_run(run_dir, settings, data_dir=None, log=print):
+  """The run's translation_eval.json, computed unless present with the same settings."""
+  path = os.path.join(run_dir, EVAL)
+  wanted = dataclasses.asdict(settings)
+  if run_files.gfile.exists(path):
+    stored = run_files.read_json(path)
+    if stored['settings'] == wanted:
+      return stored
+  model, vocab, config, stored_data_dir = translation_training.load_trained(run_dir)
+  data_dir = data_dir or stored_data_dir
+  sources, targets, _ = _split(config, 'validation', vocab, data_dir, settings.max_sentences)
+  logits, labels = translation_eval.token_logits(model, sources, targets)
+  log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
+  result = {'settings': wanted, 'alpha': config.label_smoothing,
+            'tokens': translation_eval.token_metrics(logits, labels, settings.temperatures)}
+  fitted = result['tokens']['fitted_temperature']
+  hypotheses_dir = os.path.join(run_dir, 'hypotheses')
+  run_files.make_dir(hypotheses_dir)
+  _, _, references = _split(config, 'validation', vocab, data_dir, settings.max_sentences)
+  result['validation_bleu'] = []
+  for t in sorted(set(settings.bleu_temperatures) | {1.0, fitted}):
+    bleu = _decode(model, vocab, sources, references, settings, t,
+                   os.path.join(hypotheses_dir, f'validation_T{t:.3f}.txt'))
+    result['validation_bleu'].append({'temperature': t, **bleu})
+    log(f'  validation T={t:.3f}: BLEU {bleu["uncased_intl"]["score"]:.2f}', flush=True)
+  test_sources, _, test_references = _split(config, 'test', vocab, data_dir,
+                                            settings.max_sentences)
+  result['test_bleu'] = [
+      {'temperature': t, **_decode(model, vocab, test_sources, test_references, settings, t,
+                                   os.path.join(hypotheses_dir, f'test_T{t:.3f}.txt'))}
+      for t in sorted({1.0, fitted})]
+  run_files.write_json(path, result)
+  result['_logits'] = (logits, labels)
+  return result
+
+
+def _at(rows, temperature):
+  return min(rows, key=lambda r: abs(r['temperature'] - temperature))
+
+
+def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
+  """Evaluates every run, writes the section's tables and figures; returns the markdown."""
+  from visualization import translation as figure  # pylint: disable=g-import-not-at-top
+  evaluations = sorted((evaluate_run(d, settings, data_dir) for d in run_dirs),
+                       key=lambda e: e['alpha'])
+  run_files.make_dir(output_dir)
+  hard = next((e for e in evaluations if e['alpha'] == 0.0), None)
+  smoothed = [e for e in evaluations if e['alpha'] > 0]
+  lines = ['# Translation: next-token calibration and BLEU (validation tokens; BLEU uncased '
+           'intl, sacrebleu)', '',
+           '| model | T | token accuracy | NLL/token | ECE | BLEU val | BLEU test |',
+           '|---|---|---|---|---|---|---|']
+  table = []
+  for e in evaluations:
+    fitted = e['tokens']['fitted_temperature']
+    for t in ([1.0, fitted] if e is hard else [1.0]):
+      tokens = _at(e['tokens']['sweep'], t)
+      row = {'alpha': e['alpha'], 'temperature': t,
+             **{k: tokens[k] for k in ('accuracy', 'nll', 'ece')},
+             'bleu_validation': _at(e['validation_bleu'], t)['uncased_intl']['score'],
+             'bleu_test': _at(e['test_bleu'], t)['uncased_intl']['score'],
+             'bleu_test_cased_13a': _at(e['test_bleu'], t)['cased_13a']['score']}
+      table.append(row)
+      lines.append(f'| alpha={e["alpha"]:g} | {t:.2f} | {100 * row["accuracy"]:.2f} | '
+                   f'{row["nll"]:.3f} | {row["ece"]:.3f} | {row["bleu_validation"]:.2f} | '
+                   f'{row["bleu_test"]:.2f} |')
+  summary = {}
+  if hard and smoothed:
+    best = min(smoothed, key=lambda e: _at(e['tokens']['sweep'], 1.0)['ece'])
+    summary = {'hard_targets_ece': _at(hard['tokens']['sweep'], 1.0)['ece'],
+               'temperature_scaled': (_at(hard['tokens']['sweep'],
+                                          hard['tokens']['fitted_temperature'])['ece'],
+                                      hard['tokens']['fitted_temperature']),
+               'label_smoothing': (_at(best['tokens']['sweep'], 1.0)['ece'], best['alpha'])}
+    lines += ['', '| Table 3 | hard targets | temperature scaled (T) | label smoothing (alpha) |',
+              '|---|---|---|---|',
+              f'| Transformer | {summary["hard_targets_ece"]:.3f} | '
+              f'{summary["temperature_scaled"][0]:.3f} ({summary["temperature_scaled"][1]:.2f}) | '
+              f'{summary["label_smoothing"][0]:.3f} ({summary["label_smoothing"][1]:g}) |']
+  signatures = {k: v['signature'] for k, v in evaluations[0]['test_bleu'][0].items()
+                if isinstance(v, dict)}
+  run_files.write_json(os.path.join(output_dir, 'translation.json'), {
+      'run_dirs': run_dirs, 'settings': dataclasses.asdict(settings), 'rows': table,
+      'summary': summary, 'bleu_signatures': signatures,
+      'curves': [{k: e[k] for k in ('alpha', 'tokens', 'validation_bleu', 'test_bleu')}
+                 for e in evaluations]})
+  markdown = '\n'.join(lines + ['', 'BLEU signatures: ' + '; '.join(
+      f'{k}: {v}' for k, v in signatures.items())]) + '\n'
+  run_files.write_bytes(os.path.join(output_dir, 'translation.md'), markdown.encode())
+  figure.temperature_figure(
+      [(f'alpha={e["alpha"]:g}', [r['temperature'] for r in e['validation_bleu']],
+        [r['uncased_intl']['score'] for r in e['validation_bleu']],
+        [_at(e['tokens']['sweep'], r['temperature'])['ece'] for r in e['validation_bleu']],
+        [_at(e['tokens']['sweep'], r['temperature'])['nll'] for r in e['validation_bleu']])
+       for e in evaluations], os.path.join(output_dir, 'figure4'),
+      'Transformer: BLEU, next-token ECE and NLL against temperature (validation)')
+  if hard and '_logits' in hard and all('_logits' in e for e in smoothed):
+    curves = [('hard targets, T=1', *hard['_logits'], 1.0),
+              (f'hard targets, T={hard["tokens"]["fitted_temperature"]:.2f}', *hard['_logits'],
+               hard['tokens']['fitted_temperature'])]
+    curves += [(f'alpha={e["alpha"]:g}', *e['_logits'], 1.0) for e in smoothed]
+    reliability.plot_reliability(curves, os.path.join(output_dir, 'reliability_translation'),
+                                 'Transformer next-token predictions (validation)')
+  return markdown

@@ -1,0 +1,61 @@
+"""What the paper measured on the Transformer: teacher-forced next-token accuracy, NLL and ECE
+over the real target tokens (through `calibration`, so token ECE is calibration.ece on the
+flattened real tokens) at each temperature, and BLEU of beam-search translations."""
+import numpy as np
+
+import calibration
+from data import translation
+from models import beam_search
+
+# The paper's Figure 4 sweep: 0.5 to 2.0 in steps of 0.1.
+TEMPERATURES = tuple(np.round(np.arange(0.5, 2.001, 0.1), 2))
+
+
+def token_logits(model, sources, targets, batch_size=100):
+  """(logits [N real tokens, V] float32, labels [N]): next-token predictions, teacher-forced,
+  the network in inference mode; padding positions are left out."""
+  logits, labels = [], []
+  for (source, decoder_input), target in translation.evaluation_batches(sources, targets,
+                                                                        batch_size):
+    out = model((source, decoder_input), training=False).numpy()
+    real = target != translation.PAD
+    logits.append(out[real])
+    labels.append(target[real])
+  return np.concatenate(logits), np.concatenate(labels).astype(np.int64)
+
+
+def token_metrics(logits, labels, temperatures=TEMPERATURES, num_bins=calibration.NUM_BINS):
+  """Accuracy, NLL per token and ECE at every temperature, and the NLL-fitted temperature
+  (fit these logits only if they are a held-out split, the validation set)."""
+  fitted = calibration.fit_temperature(logits, labels, split='validation')
+  sweep = calibration.temperature_sweep(logits, labels, sorted(set(temperatures) | {fitted}),
+                                        num_bins)
+  return {'fitted_temperature': fitted, 'sweep': sweep}
+
+
+def translate(model, vocab, sources, beam=4, alpha=0.6, temperature=1.0, batch_size=64):
+  """Detokenized beam-search translations of the source id sequences, in order."""
+  order = np.argsort([len(s) for s in sources], kind='stable')  # similar lengths per batch
+  decoded = [None] * len(sources)
+  for start in range(0, len(order), batch_size):
+    rows = order[start:start + batch_size]
+    batch = [sources[i] for i in rows]
+    padded = np.zeros((len(batch), max(len(s) for s in batch)), np.int32)
+    for i, s in enumerate(batch):
+      padded[i, :len(s)] = s
+    for i, ids in zip(rows, beam_search.beam_search(model, padded, beam, alpha, temperature)):
+      decoded[i] = ids
+  return vocab.decode(decoded)
+
+
+def bleu(hypotheses, references):
+  """Uncased BLEU with the international tokenizer (closest to t2t_bleu; the headline) and
+  sacrebleu's default cased 13a BLEU, each with its signature."""
+  import sacrebleu  # pylint: disable=g-import-not-at-top
+  out = {}
+  for name, kwargs in (('uncased_intl', dict(lowercase=True, tokenize='intl')),
+                       ('cased_13a', {})):
+    metric = sacrebleu.metrics.BLEU(**kwargs)
+    score = metric.corpus_score(hypotheses, [references])
+    out[name] = {'score': score.score, 'signature': str(metric.get_signature())}
+  return out
