@@ -1,6 +1,4 @@
 """Reliability diagrams (paper Figure 2, left): accuracy per confidence bin, with the diagonal."""
-import json
-
 import matplotlib
 
 matplotlib.use('Agg')
@@ -8,6 +6,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from calibration import metrics
+from models import run_files
 
 
 def plot_reliability(curves, path_stem, title='', num_bins=metrics.NUM_BINS):
@@ -35,8 +34,6 @@ def plot_reliability(curves, path_stem, title='', num_bins=metrics.NUM_BINS):
   ax.set_title(title)
   ax.legend(fontsize=7, loc='upper left')
   fig.tight_layout()
-  for ext in ('png', 'pdf'):
-    fig.savefig(f'{path_stem}.{ext}', dpi=150)
-  with open(f'{path_stem}.json', 'w') as f:
-    json.dump({'num_bins': num_bins, 'curves': stored}, f, indent=2)
+  run_files.save_figure(fig, path_stem)
+  run_files.write_json(f'{path_stem}.json', {'num_bins': num_bins, 'curves': stored})
   return fig

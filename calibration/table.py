@@ -1,11 +1,11 @@
 """Table 3 of the paper from trained runs: ECE with hard targets, after temperature scaling,
 and with label smoothing; every split's role is fixed here (fit on validation, report test)."""
-import json
 import os
 
 import numpy as np
 
 from calibration import metrics, reliability, temperature
+from models import run_files
 
 SWEEP_TEMPERATURES = tuple(np.round(np.arange(0.5, 4.01, 0.1), 2))
 
@@ -29,7 +29,7 @@ def calibration_table(runs, num_bins=metrics.NUM_BINS):
   summary = {}
   if hard:
     t = temperature.fit_temperature(*hard[0]['validation'], split='validation')
-    rows.append(dict(kind='temperature_scaled', label=f'alpha=0 + temperature scaling',
+    rows.append(dict(kind='temperature_scaled', label='alpha=0 + temperature scaling',
                      alpha=0.0, temperature=t,
                      **metrics.evaluate_logits(*hard[0]['test'], num_bins, temperature=t)))
     summary['hard_targets_ece'] = rows[[r['alpha'] for r in rows].index(0.0)]['ece']
@@ -43,10 +43,9 @@ def calibration_table(runs, num_bins=metrics.NUM_BINS):
 
 def write_calibration(table, runs, output_dir, model, dataset, num_bins=metrics.NUM_BINS):
   """calibration.json, calibration.md and the reliability diagram (png/pdf/json)."""
-  os.makedirs(output_dir, exist_ok=True)
+  run_files.make_dir(output_dir)
   table = dict(table, model=model, dataset=dataset, split='test', num_bins=num_bins)
-  with open(os.path.join(output_dir, 'calibration.json'), 'w') as f:
-    json.dump(table, f, indent=2)
+  run_files.write_json(os.path.join(output_dir, 'calibration.json'), table)
   lines = [f'# Calibration of {model} on {dataset} (test split, ECE with {num_bins} bins)', '',
            '| model | T | accuracy (%) | NLL | ECE |', '|---|---|---|---|---|']
   for r in table['rows']:
@@ -59,8 +58,7 @@ def write_calibration(table, runs, output_dir, model, dataset, num_bins=metrics.
               f'| {model} {dataset} | {s["hard_targets_ece"]:.3f} | '
               f'{s["temperature_scaled"]["ece"]:.3f} ({s["temperature_scaled"]["temperature"]:.2f})'
               f' | {s["label_smoothing"]["ece"]:.3f} ({s["label_smoothing"]["alpha"]:g}) |']
-  with open(os.path.join(output_dir, 'calibration.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  run_files.write_text(os.path.join(output_dir, 'calibration.md'), '\n'.join(lines) + '\n')
   curves = [(f'alpha={r["alpha"]:g}', *r['test'], 1.0) for r in sorted(runs, key=lambda r: r['alpha'])]
   ts = [r for r in table['rows'] if r['kind'] == 'temperature_scaled']
   if ts:

@@ -43,7 +43,7 @@ def num_examples(name, split, data_dir=None, validation_size=None):
 
 
 def _shuffled_index_stream(n, seed, start):
-  """Infinite stream of example indices, epoch e a seeded permutation; starts at position `start`."""
+  """Infinite stream of example indices, epoch e a seeded permutation, from position `start`."""
   start_epoch, offset = divmod(start, n)
 
   def permutation(epoch):

@@ -4,6 +4,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
+from models import run_files
 
 GROUPS = {  # group -> (legend, panel, style)
     'teacher': ('teacher (ResNet-56), trained with alpha', 0, 'o-'),
@@ -46,8 +47,7 @@ def distillation_figure(points, path_stem, split='validation'):
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
   fig.tight_layout()
-  for ext in ('png', 'pdf'):
-    fig.savefig(f'{path_stem}.{ext}', dpi=150)
+  run_files.save_figure(fig, path_stem)
   return fig, summary
 
 
@@ -71,6 +71,5 @@ def mutual_information_figure(curves, num_examples, path_stem, title=''):
   ax.set_title(title, fontsize=9)
   ax.legend(fontsize=7, loc='center right')
   fig.tight_layout()
-  for ext in ('png', 'pdf'):
-    fig.savefig(f'{path_stem}.{ext}', dpi=150)
+  run_files.save_figure(fig, path_stem)
   return fig

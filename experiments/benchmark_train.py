@@ -6,7 +6,6 @@ Feeds one cached synthetic batch, so the figure is the model's step cost alone. 
 from the median interval between consecutive step ends after warm-up (steady state), not from
 whole fit() calls, whose start and return stall for seconds and made earlier figures swing 2x.
 """
-import time
 
 from absl import flags
 
@@ -23,23 +22,12 @@ common.define_runtime_flags()
 FLAGS = flags.FLAGS
 
 
-def steady_step_seconds(model, dataset, steps, warmup=5):
-  """Median seconds between consecutive training-step ends, after `warmup` steps."""
-  import keras  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  ends = []
-  clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: ends.append(
-      time.perf_counter()))
-  model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False,
-            callbacks=[clock])
-  return float(np.median(np.diff(ends[warmup:])))
-
-
 def main(argv):
   del argv
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from experiments.timing import steady_step_seconds  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
   for name in FLAGS.models:

@@ -145,6 +145,13 @@ def run(main):
   app.run(guarded)
 
 
+def run_with_defaults(main, **defaults):
+  """run(main) for a thin per-dataset binary that sets the shared body's flag defaults."""
+  for name, value in defaults.items():
+    FLAGS.set_default(name, value)
+  run(main)
+
+
 def _fail(message):
   print(f'error: {message}', file=sys.stderr)
   sys.exit(1)

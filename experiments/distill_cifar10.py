@@ -7,7 +7,6 @@ temperature; and from each smoothed teacher at T = 1. Each point is a resumable 
 a killed sweep continues where it stopped and finished points are reused. Recipe flags
 (--train_steps, --batch_size, ...) shorten teachers and students alike for smoke runs.
 """
-import json
 import os
 
 from absl import flags
@@ -57,7 +56,7 @@ def plan(output_dir, alphas, temperatures, seeds, teacher_outputs='on_the_fly'):
 def main(argv):
   del argv
   from distillation import figures, train_student  # pylint: disable=g-import-not-at-top
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
+  from models import recipes, run_files, training  # pylint: disable=g-import-not-at-top
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
@@ -77,8 +76,8 @@ def main(argv):
                    'accuracy': {s: m['accuracy'] for s, m in results['metrics'].items()}})
   _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
                                            FLAGS.split)
-  with open(os.path.join(FLAGS.output_dir, 'points.json'), 'w') as f:
-    json.dump({'split': FLAGS.split, 'points': points, 'summary': summary}, f, indent=2)
+  run_files.write_json(os.path.join(FLAGS.output_dir, 'points.json'),
+                       {'split': FLAGS.split, 'points': points, 'summary': summary})
   for group, rows in summary.items():
     for setting, gamma, acc, std, n in rows:
       print(f'{group:26s} {setting:6g} gamma {gamma:.3f} {FLAGS.split} accuracy {acc:.2f} '

@@ -8,7 +8,6 @@ only). Every run is resumable; finished ones are reused. distill_mnist.json hold
 the summary: mean +- std of each test error and the per-seed paired difference between the two
 students with a paired t-test, which says whether the paper's claim holds beyond seed noise.
 """
-import json
 import os
 
 from absl import flags
@@ -59,6 +58,7 @@ def train_seed(seed, output_dir, base, kwargs):
 def main(argv):
   del argv
   from distillation import seeds  # pylint: disable=g-import-not-at-top
+  from models import run_files  # pylint: disable=g-import-not-at-top
   if FLAGS.num_seeds > 1 and (FLAGS.teacher_dropout_dir or FLAGS.teacher_ls_dir):
     raise ValueError('--teacher_dropout_dir / --teacher_ls_dir reuse one seed\'s teachers; '
                      'leave them out with --num_seeds > 1.')
@@ -75,8 +75,8 @@ def main(argv):
                    'test_error': error, 'steps': results['steps_trained']})
   ls_key = f'teacher_ls{FLAGS.teacher_alpha:g}'
   summary = seeds.summarize_seeds(errors, f'student_of_{ls_key}', 'student_of_teacher_dropout')
-  with open(os.path.join(FLAGS.output_dir, 'distill_mnist.json'), 'w') as f:
-    json.dump({'rows': rows, 'summary': summary}, f, indent=2)
+  run_files.write_json(os.path.join(FLAGS.output_dir, 'distill_mnist.json'),
+                       {'rows': rows, 'summary': summary})
   from experiments import report  # pylint: disable=g-import-not-at-top
   print('\n'.join(report.distillation_section(FLAGS.output_dir)))
 

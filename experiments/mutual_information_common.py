@@ -29,11 +29,8 @@ FLAGS = flags.FLAGS
 
 def run(model, dataset, classes, every):
   """Sets the binary's defaults, then trains (or reuses) the runs, draws and writes."""
-  FLAGS.set_default('model', model)
-  FLAGS.set_default('dataset', dataset)
-  FLAGS.set_default('classes', [str(c) for c in classes])
-  FLAGS.set_default('every', every)
-  common.run(_main)
+  common.run_with_defaults(_main, model=model, dataset=dataset,
+                           classes=[str(c) for c in classes], every=every)
 
 
 def _recorder(config, run_dir, classes):

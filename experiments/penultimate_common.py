@@ -1,5 +1,4 @@
 """Shared body of the penultimate_{mnist,cifar10,cifar100} binaries (paper Figure 1)."""
-import json
 import os
 
 from absl import flags
@@ -23,18 +22,15 @@ FLAGS = flags.FLAGS
 
 def run(model, dataset, classes, class_names):
   """Sets the binary's defaults, then trains/reuses, projects, draws and writes statistics."""
-  FLAGS.set_default('model', model)
-  FLAGS.set_default('dataset', dataset)
-  FLAGS.set_default('classes', [str(c) for c in classes])
-  FLAGS.set_default('class_names', class_names)
-  common.run(_main)
+  common.run_with_defaults(_main, model=model, dataset=dataset,
+                           classes=[str(c) for c in classes], class_names=class_names)
 
 
 def _main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import sweep  # pylint: disable=g-import-not-at-top
-  from models import training  # pylint: disable=g-import-not-at-top
+  from models import run_files, training  # pylint: disable=g-import-not-at-top
   from visualization import cluster_statistics, figures, penultimate  # pylint: disable=g-import-not-at-top
   import data  # pylint: disable=g-import-not-at-top
   classes = [int(c) for c in FLAGS.classes]
@@ -50,7 +46,7 @@ def _main(argv):
     sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
                    common.recipe_overrides(), **common.train_kwargs())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed)) for a in alphas]
-  os.makedirs(FLAGS.output_dir, exist_ok=True)
+  run_files.make_dir(FLAGS.output_dir)
   panels, points, stats = [], {}, {}
   for run_dir in run_dirs:
     model, config, stored_data_dir = training.load_trained(run_dir)
@@ -65,10 +61,10 @@ def _main(argv):
   stem = os.path.join(FLAGS.output_dir, 'penultimate')
   figures.projection_figure(panels, classes, FLAGS.class_names, stem, FLAGS.colors,
                             f'{FLAGS.model} on {FLAGS.dataset}: penultimate layer')
-  np.savez(stem + '_points.npz', **points)
-  with open(stem + '_stats.json', 'w') as f:
-    json.dump({'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
-               'run_dirs': run_dirs, 'panels': stats}, f, indent=2)
+  run_files.write_npz(stem + '_points.npz', **points)
+  run_files.write_json(stem + '_stats.json', {'model': FLAGS.model, 'dataset': FLAGS.dataset,
+                                             'classes': classes, 'run_dirs': run_dirs,
+                                             'panels': stats})
   for name, s in stats.items():
     print(f'{name:28s} mean spread {s["mean_spread"]:8.3f}  mean-distance '
           f'{np.mean(list(s["mean_distances"].values())):8.3f}  spread/distance '

@@ -89,10 +89,12 @@ def distillation_section(results_dir):
                    f'{_fmt(refs.get(ref.PAPER))} | {_fmt(refs.get(ref.REPLICATION))} |')
     d = summary.get('paired_difference')
     if d and d['n'] > 1:
+      verdict = ('holds beyond seed noise' if d['mean'] > 0 and d['p_value'] < 0.05
+                 else 'is not established beyond seed noise')
       lines += ['', f'Paired difference {d["first"]} - {d["second"]} over {d["n"]} seeds: '
                 f'{d["mean"]:+.3f} +- {d["std"]:.3f} points (t = {d["t"]:.2f}, two-sided p = '
-                f'{d["p_value"]:.3f}). The paper\'s claim (the smoothed teacher\'s student is worse) '
-                f'{"holds beyond seed noise" if d["mean"] > 0 and d["p_value"] < 0.05 else "is not established beyond seed noise"} here.']
+                f'{d["p_value"]:.3f}). The paper\'s claim (the smoothed teacher\'s student is '
+                f'worse) {verdict} here.']
     lines.append('')
   return lines
 
@@ -136,8 +138,34 @@ def mutual_information_section(results_dir):
   return lines
 
 
+def translation_section(results_dir):
+  """Table 3 (Transformer row) and the Figure 4 claims: label smoothing calibrates the next-token
+  predictions and improves BLEU, but worsens NLL at every temperature."""
+  lines = []
+  paper = ref.TRANSLATION[ref.PAPER]
+  for where, table in _load_all(results_dir, 'translation.json'):
+    s = table.get('summary')
+    lines += [f'### Translation ({where}): next-token ECE on validation tokens, BLEU uncased intl',
+              '', f'| Table 3 | this project | {ref.PAPER} (WMT14 EN-DE) |', '|---|---|---|']
+    if s:
+      lines += [f'| hard targets | {s["hard_targets_ece"]:.3f} | {paper["hard_targets_ece"]:.3f} |',
+                f'| temperature scaled | {_ece_at_t(*s["temperature_scaled"])} | '
+                f'{_ece_at_t(*paper["temperature_scaled"])} |',
+                f'| label smoothing | {s["label_smoothing"][0]:.3f} (alpha '
+                f'{s["label_smoothing"][1]:g}) | {paper["label_smoothing"][0]:.3f} (alpha '
+                f'{paper["label_smoothing"][1]:g}) |']
+    lines += ['', '| run | T | BLEU validation | BLEU test | NLL/token | ECE |',
+              '|---|---|---|---|---|---|']
+    for row in table['rows']:
+      lines.append(f'| alpha={row["alpha"]:g} | {row["temperature"]:.2f} | '
+                   f'{row["bleu_validation"]:.2f} | {row["bleu_test"]:.2f} | {row["nll"]:.3f} | '
+                   f'{row["ece"]:.3f} |')
+    lines.append('')
+  return lines
+
+
 SECTIONS = (accuracy_section, penultimate_section, calibration_section, distillation_section,
-            mutual_information_section)
+            mutual_information_section, translation_section)
 
 
 def build_report(results_dir):
@@ -155,8 +183,8 @@ def main(argv):
   report = build_report(FLAGS.results_dir)
   print(report)
   if FLAGS.output:
-    with open(FLAGS.output, 'w') as f:
-      f.write(report + '\n')
+    from models import run_files  # pylint: disable=g-import-not-at-top
+    run_files.write_text(FLAGS.output, report + '\n')
 
 
 if __name__ == '__main__':

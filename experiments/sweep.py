@@ -1,9 +1,8 @@
 """Runs (or collects finished) training runs over a grid, one run directory per point."""
-import json
 import os
 
 from distillation.seeds import mean_std
-from models import recipes, training
+from models import recipes, run_files, training
 
 
 def run_dir_name(alpha, seed):
@@ -41,17 +40,15 @@ def accuracy_rows(results, split='test'):
 def write_table(rows, output_dir, model, dataset, split='test'):
   """table.json and table.md in output_dir."""
   title = f'{model} on {dataset}: accuracy vs label smoothing'
-  with open(os.path.join(output_dir, 'table.json'), 'w') as f:
-    json.dump({'title': title, 'model': model, 'dataset': dataset, 'split': split,
-               'rows': rows}, f, indent=2)
+  run_files.write_json(os.path.join(output_dir, 'table.json'), {
+      'title': title, 'model': model, 'dataset': dataset, 'split': split, 'rows': rows})
   lines = [f'# {title}', '', f'Metrics on the {split} split; mean +- std over seeds.', '',
            '| alpha | accuracy (%) | NLL | ECE (15 bins) | seeds | steps |',
            '|---|---|---|---|---|---|']
   for r in rows:
     lines.append(f'| {r["alpha"]:g} | {r["accuracy"]:.2f} +- {r["accuracy_std"]:.2f} | '
                  f'{r["nll"]:.4f} | {r["ece"]:.4f} | {r["num_seeds"]} | {r["steps"]} |')
-  with open(os.path.join(output_dir, 'table.md'), 'w') as f:
-    f.write('\n'.join(lines) + '\n')
+  run_files.write_text(os.path.join(output_dir, 'table.md'), '\n'.join(lines) + '\n')
   return '\n'.join(lines)
 
 

@@ -69,6 +69,18 @@ def write_npz(path, **arrays):
   write_bytes(path, buffer.getvalue())
 
 
+def write_text(path, text):
+  write_bytes(path, text.encode())
+
+
+def save_figure(fig, path_stem, extensions=('png', 'pdf'), dpi=150):
+  """fig as path_stem.png and .pdf, through gfile (matplotlib writes local files only)."""
+  for extension in extensions:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=extension, dpi=dpi)
+    write_bytes(f'{path_stem}.{extension}', buffer.getvalue())
+
+
 def read_npz(path):
   """{name: array} of an .npz file anywhere gfile reaches."""
   with gfile.GFile(path, 'rb') as f:

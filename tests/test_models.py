@@ -4,7 +4,6 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import models
 from models import training

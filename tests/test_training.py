@@ -142,6 +142,11 @@ def test_a_run_writes_everything_through_gfile(shared_data):
   assert run_files.read_json(out + '/results.json') == results
   _, splits = training.run_logits(out)
   assert splits['test'][0].shape == (10000, 10)
+  from experiments import sweep  # pylint: disable=g-import-not-at-top  (a section output)
+  sweep.calibrate_run_dirs([out], 'ram://label_smoothing_test/calibration')
+  assert set(tf.io.gfile.listdir('ram://label_smoothing_test/calibration')) == {
+      'calibration.json', 'calibration.md', 'reliability.png', 'reliability.pdf',
+      'reliability.json'}
 
 
 def test_the_training_loop_does_not_import_distillation():

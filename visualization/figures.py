@@ -5,6 +5,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from models import run_files
+
 DEFAULT_COLORS = ('tab:blue', 'tab:orange', 'tab:green')
 
 
@@ -23,6 +25,5 @@ def projection_figure(panels, classes, class_names, path_stem, colors=DEFAULT_CO
   if title:
     fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  for ext in ('png', 'pdf'):
-    fig.savefig(f'{path_stem}.{ext}', dpi=150)
+  run_files.save_figure(fig, path_stem)
   return fig

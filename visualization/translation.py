@@ -4,6 +4,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
+from models import run_files  # pylint: disable=g-import-not-at-top
+
 
 def temperature_figure(runs, path_stem, title=''):
   """runs: [(label, temperatures, bleu, ece, nll)]; BLEU and ECE on the left axes, NLL right."""
@@ -25,6 +27,5 @@ def temperature_figure(runs, path_stem, title=''):
   right.legend(fontsize=7)
   fig.suptitle(title, fontsize=9)
   fig.tight_layout()
-  for ext in ('png', 'pdf'):
-    fig.savefig(f'{path_stem}.{ext}', dpi=150)
+  run_files.save_figure(fig, path_stem)
   return fig
