@@ -19,6 +19,8 @@ setuptools.setup(
         'matplotlib>=3.8',
         'absl-py>=2.0',
         'importlib_resources',  # needed by tensorflow-datasets 4.9 but not declared by it
+        'sentencepiece>=0.2,<0.3',  # the translation vocabulary (trained; applied by tf-text)
+        'sacrebleu>=2.4,<3',  # BLEU
     ],
     extras_require={'test': ['pytest>=8']},
 )

@@ -2,6 +2,8 @@
 import gzip
 import os
 import pickle
+import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -10,7 +12,7 @@ import tensorflow as tf
 
 import data
 from data import preprocessing, readers, sources
-from tests.conftest import write_cifar100_pickle, write_cifar10_bin
+from tests.conftest import SHARED_DATA, write_cifar100_pickle, write_cifar10_bin
 
 MNIST_TEST_HISTOGRAM = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -313,3 +315,23 @@ def test_teacher_view_is_the_students_crop_and_flip_at_its_own_size():
   np.testing.assert_array_equal(same[0], same[1])
   with pytest.raises(ValueError, match='no matched augmentation'):
     preprocessing.matched_views('resnet_cifar', 'alexnet_cifar')
+
+
+STAND_IN = os.path.join(SHARED_DATA, 'cifar10_jpeg', 'build_binary.py')
+
+
+def test_alexnet_learns_the_cifar10_stand_in_with_the_paper_chain(tmp_path):
+  """Real images catch what random test files cannot (channel order, orientation,
+  standardization): 400 steps of the paper's AlexNet recipe must beat chance by far."""
+  if not os.path.isfile(STAND_IN):
+    pytest.fail(f'{STAND_IN} not found; the tests need ../shared beside the project.')
+  build = subprocess.run([sys.executable, STAND_IN, '--out', str(tmp_path)], capture_output=True,
+                         text=True, timeout=600)
+  assert build.returncode == 0, build.stderr[-2000:]
+  x, y = data.load_split('cifar10', 'validation', str(tmp_path))
+  assert x.shape == (10000, 32, 32, 3) and np.bincount(y).min() > 900  # the last 10k, balanced
+  from models import recipes, training  # pylint: disable=g-import-not-at-top
+  config = recipes.recipe('alexnet', train_steps=400, seed=0)
+  results = training.train_and_evaluate(config, str(tmp_path / 'run'), data_dir=str(tmp_path),
+                                        checkpoint_every=400, log=lambda *a, **k: None)
+  assert results['metrics']['validation']['accuracy'] > 0.3, results['metrics']['validation']

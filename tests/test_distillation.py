@@ -156,3 +156,36 @@ def test_on_the_fly_teacher_is_frozen_and_sees_the_matched_view(tmp_path):
   np.testing.assert_allclose(joined[:, 10:], teacher(views[1], training=False), atol=1e-5)
   np.testing.assert_allclose(joined[:, :10], student(views[0]), atol=1e-5)
   assert labels.shape == (8,)
+
+
+def test_on_the_fly_students_train_under_mirrored_strategy(tmp_path):
+  write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
+  out = tmp_path / 'sweep'
+  proc = run_binary('experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
+                    '--teacher_alphas=0', '--temperatures=2', '--num_seeds=1', '--train_steps=2',
+                    '--batch_size=8', '--validation_size=40', '--checkpoint_every=1',
+                    '--strategy=mirrored', '--num_cpu_devices=2')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out / 'students_hard_teacher' / 'T_2_seed_0' / 'results.json') as f:
+    results = json.load(f)
+  assert results['finished'] and results['teacher_outputs'] == 'on_the_fly'
+  assert '2 replica(s)' in proc.stdout
+
+
+def test_seed_summary_matches_scipy_paired_t_test():
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  from distillation import seeds  # pylint: disable=g-import-not-at-top
+  errors = {0: {'teacher': 0.7, 'a': 0.91, 'b': 0.80}, 1: {'teacher': 0.6, 'a': 0.95, 'b': 0.86},
+            2: {'teacher': 0.65, 'a': 0.88, 'b': 0.85}, 3: {'teacher': 0.7, 'a': 0.99},
+            4: {'teacher': 0.62, 'a': 0.90, 'b': 0.83}}  # seed 3 lacks b: left out
+  summary = seeds.summarize_seeds(errors, 'a', 'b')
+  assert summary['seeds'] == [0, 1, 2, 4] and list(summary['networks']) == ['teacher', 'a', 'b']
+  a, b = [0.91, 0.95, 0.88, 0.90], [0.80, 0.86, 0.85, 0.83]
+  assert summary['networks']['a']['mean'] == pytest.approx(np.mean(a))
+  assert summary['networks']['a']['std'] == pytest.approx(np.std(a, ddof=1))
+  d = summary['paired_difference']
+  want = stats.ttest_rel(a, b)
+  assert d['t'] == pytest.approx(want.statistic) and d['p_value'] == pytest.approx(want.pvalue)
+  assert d['per_seed'] == pytest.approx(np.subtract(a, b).tolist())
+  single = seeds.summarize_seeds({0: {'a': 1.0, 'b': 0.5}}, 'a', 'b')['paired_difference']
+  assert single['n'] == 1 and np.isnan(single['p_value'])
