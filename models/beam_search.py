@@ -47,7 +47,7 @@ def beam_search(model, source, beam=4, alpha=0.6, temperature=1.0, max_length=No
     top = np.argsort(-flat, axis=1, kind='stable')[:, :2 * beam]  # enough to keep beam alive
     new_alive = np.zeros((batch, beam, t + 1), np.int32)
     new_logp = np.full((batch, beam), -np.inf)
-    rows = np.zeros((batch, beam), np.int64)
+    rows = np.repeat(np.arange(batch, dtype=np.int64)[:, None] * beam, beam, axis=1)  # own rows
     penalty = length_penalty(t + 1, alpha)
     for b in range(batch):
       kept = 0
