@@ -48,7 +48,8 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
       return stored
   model, vocab, config, stored_data_dir = translation_training.load_trained(run_dir)
   data_dir = data_dir or stored_data_dir
-  sources, targets, _ = _split(config, 'validation', vocab, data_dir, settings.max_sentences)
+  sources, targets, references = _split(config, 'validation', vocab, data_dir,
+                                        settings.max_sentences)
   logits, labels = translation_eval.token_logits(model, sources, targets)
   log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
   result = {'settings': wanted, 'alpha': config.label_smoothing,
@@ -56,7 +57,6 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
   fitted = result['tokens']['fitted_temperature']
   hypotheses_dir = os.path.join(run_dir, 'hypotheses')
   run_files.make_dir(hypotheses_dir)
-  _, _, references = _split(config, 'validation', vocab, data_dir, settings.max_sentences)
   result['validation_bleu'] = []
   for t in sorted(set(settings.bleu_temperatures) | {1.0, fitted}):
     bleu = _decode(model, vocab, sources, references, settings, t,
