@@ -6,6 +6,7 @@ section directory gets translation.json / translation.md (Table 3 row, BLEU), Fi
 """
 import dataclasses
 import os
+import time
 
 from calibration import reliability
 from data import translation
@@ -30,44 +31,68 @@ def _split(config, split, vocab, data_dir, max_sentences):
   return sources, targets, german
 
 
-def _decode(model, vocab, sources, references, settings, temperature, path):
-  """BLEU of the beam-search translations at `temperature`; the hypotheses go to `path`."""
+def _decode(model, vocab, sources, references, settings, temperature, path, reuse):
+  """BLEU of the beam-search translations at `temperature`; the hypotheses go to `path`.
+
+  With `reuse`, hypotheses already at `path` (written whole, by rename) are scored instead of
+  decoded again, so an evaluation killed between decodes resumes.
+  """
+  if reuse and run_files.gfile.exists(path):
+    with run_files.gfile.GFile(path, 'rb') as f:
+      hypotheses = f.read().decode()[:-1].split('\n')
+    if len(hypotheses) == len(references):
+      return translation_eval.bleu(hypotheses, references)
+  start = time.perf_counter()
   hypotheses = translation_eval.translate(model, vocab, sources, settings.beam_size,
                                           settings.length_penalty, temperature)
+  seconds = time.perf_counter() - start
   run_files.write_bytes(path, ('\n'.join(hypotheses) + '\n').encode())
-  return translation_eval.bleu(hypotheses, references)
+  return {**translation_eval.bleu(hypotheses, references), 'decode_seconds': seconds}
+
+
+def _decoding_settings(hypotheses_dir, settings):
+  """Whether hypotheses/ holds decodes made with these settings; records them from now on."""
+  path = os.path.join(hypotheses_dir, 'decoding.json')
+  wanted = {k: getattr(settings, k) for k in ('beam_size', 'length_penalty', 'max_sentences')}
+  run_files.make_dir(hypotheses_dir)
+  if run_files.gfile.exists(path) and run_files.read_json(path) == wanted:
+    return True
+  run_files.write_json(path, wanted)
+  return False
 
 
 def evaluate_run(run_dir, settings, data_dir=None, log=print):
-  """The run's translation_eval.json, computed unless present with the same settings."""
+  """The run's translation_eval.json (computed unless present with the same settings), with
+  the validation logits under '_logits' for the reliability diagram."""
   path = os.path.join(run_dir, EVAL)
   wanted = dataclasses.asdict(settings)
-  if run_files.gfile.exists(path):
-    stored = run_files.read_json(path)
-    if stored['settings'] == wanted:
-      return stored
   model, vocab, config, stored_data_dir = translation_training.load_trained(run_dir)
   data_dir = data_dir or stored_data_dir
   sources, targets, references = _split(config, 'validation', vocab, data_dir,
                                         settings.max_sentences)
   logits, labels = translation_eval.token_logits(model, sources, targets)
+  if run_files.gfile.exists(path):
+    stored = run_files.read_json(path)
+    if stored['settings'] == wanted:
+      return {**stored, '_logits': (logits, labels)}
   log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
   result = {'settings': wanted, 'alpha': config.label_smoothing,
             'tokens': translation_eval.token_metrics(logits, labels, settings.temperatures)}
   fitted = result['tokens']['fitted_temperature']
   hypotheses_dir = os.path.join(run_dir, 'hypotheses')
-  run_files.make_dir(hypotheses_dir)
+  reuse = _decoding_settings(hypotheses_dir, settings)
   result['validation_bleu'] = []
   for t in sorted(set(settings.bleu_temperatures) | {1.0, fitted}):
     bleu = _decode(model, vocab, sources, references, settings, t,
-                   os.path.join(hypotheses_dir, f'validation_T{t:.3f}.txt'))
+                   os.path.join(hypotheses_dir, f'validation_T{t:.3f}.txt'), reuse)
     result['validation_bleu'].append({'temperature': t, **bleu})
-    log(f'  validation T={t:.3f}: BLEU {bleu["uncased_intl"]["score"]:.2f}', flush=True)
+    log(f'  validation T={t:.3f}: BLEU {bleu["uncased_intl"]["score"]:.2f}'
+        + (f' ({bleu["decode_seconds"]:.0f} s)' if 'decode_seconds' in bleu else ''), flush=True)
   test_sources, _, test_references = _split(config, 'test', vocab, data_dir,
                                             settings.max_sentences)
   result['test_bleu'] = [
       {'temperature': t, **_decode(model, vocab, test_sources, test_references, settings, t,
-                                   os.path.join(hypotheses_dir, f'test_T{t:.3f}.txt'))}
+                                   os.path.join(hypotheses_dir, f'test_T{t:.3f}.txt'), reuse)}
       for t in sorted({1.0, fitted})]
   run_files.write_json(path, result)
   result['_logits'] = (logits, labels)
@@ -134,7 +159,7 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
         [_at(e['tokens']['sweep'], r['temperature'])['nll'] for r in e['validation_bleu']])
        for e in evaluations], os.path.join(output_dir, 'figure4'),
       'Transformer: BLEU, next-token ECE and NLL against temperature (validation)')
-  if hard and '_logits' in hard and all('_logits' in e for e in smoothed):
+  if hard:
     curves = [('hard targets, T=1', *hard['_logits'], 1.0),
               (f'hard targets, T={hard["tokens"]["fitted_temperature"]:.2f}', *hard['_logits'],
                hard['tokens']['fitted_temperature'])]

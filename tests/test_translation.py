@@ -1,4 +1,5 @@
 """Translation section: loss, schedule, masks, tokenizer, beam search, token metrics, training."""
+import dataclasses
 import itertools
 import math
 import os
@@ -223,6 +224,40 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, shared_d
   resumed = translation_training.load_trained(str(tmp_path / 'resumed'))[0].get_weights()
   for a, b in zip(whole, resumed):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
+    tmp_path, shared_data, monkeypatch):
+  from experiments import translation_section  # pylint: disable=g-import-not-at-top
+  run_dir = str(tmp_path / 'run')
+  translation_training.train_translation(_tiny_config(train_steps=5), run_dir,
+                                         data_dir=shared_data, log=lambda *a, **k: None)
+  decoded = []
+  real_translate = translation_eval.translate
+
+  def counting_translate(*args):
+    decoded.append(args[-1])
+    return real_translate(*args)
+
+  monkeypatch.setattr(translation_eval, 'translate', counting_translate)
+  settings = translation_section.EvalSettings(temperatures=[1.0], bleu_temperatures=[1.0, 1.5],
+                                              max_sentences=6)
+  quiet = lambda *a, **k: None
+  first = translation_section.evaluate_run(run_dir, settings, log=quiet)
+  assert 1.5 in decoded and len(decoded) == len(first['validation_bleu']) + len(
+      first['test_bleu'])
+  os.remove(os.path.join(run_dir, translation_section.EVAL))  # as if killed before the end
+  os.remove(os.path.join(run_dir, 'hypotheses', 'validation_T1.500.txt'))
+  decoded.clear()
+  again = translation_section.evaluate_run(run_dir, settings, log=quiet)
+  assert decoded == [1.5]
+  scores = lambda e: [(r['temperature'], r['uncased_intl'], r['cased_13a'])
+                      for r in e['validation_bleu']]
+  assert scores(again) == scores(first)
+  decoded.clear()
+  wider = dataclasses.replace(settings, beam_size=2)
+  translation_section.evaluate_run(run_dir, wider, log=quiet)
+  assert len(decoded) == len(first['validation_bleu']) + len(first['test_bleu'])
 
 
 def test_one_mirrored_translation_step_equals_one_device_step():
