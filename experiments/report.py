@@ -160,6 +160,9 @@ def translation_section(results_dir):
       lines.append(f'| alpha={row["alpha"]:g} | {row["temperature"]:.2f} | '
                    f'{row["bleu_validation"]:.2f} | {row["bleu_test"]:.2f} | {row["nll"]:.3f} | '
                    f'{row["ece"]:.3f} |')
+    if s and 'claims' in s:
+      from experiments.translation_section import claim_lines  # pylint: disable=g-import-not-at-top
+      lines += ['', 'Paper claims (one seed):', ''] + claim_lines(s['claims'])
     lines.append('')
   return lines
 

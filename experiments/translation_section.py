@@ -31,6 +31,15 @@ def _split(config, split, vocab, data_dir, max_sentences):
   return sources, targets, german
 
 
+def _hypotheses_path(run_dir, split, temperature):
+  return os.path.join(run_dir, 'hypotheses', f'{split}_T{temperature:.3f}.txt')
+
+
+def _read_hypotheses(path):
+  with run_files.gfile.GFile(path, 'rb') as f:
+    return f.read().decode()[:-1].split('\n')
+
+
 def _decode(model, vocab, sources, references, settings, temperature, path, reuse):
   """BLEU of the beam-search translations at `temperature`; the hypotheses go to `path`.
 
@@ -38,8 +47,7 @@ def _decode(model, vocab, sources, references, settings, temperature, path, reus
   decoded again, so an evaluation killed between decodes resumes.
   """
   if reuse and run_files.gfile.exists(path):
-    with run_files.gfile.GFile(path, 'rb') as f:
-      hypotheses = f.read().decode()[:-1].split('\n')
+    hypotheses = _read_hypotheses(path)
     if len(hypotheses) == len(references):
       return translation_eval.bleu(hypotheses, references)
   start = time.perf_counter()
@@ -74,7 +82,7 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
   if run_files.gfile.exists(path):
     stored = run_files.read_json(path)
     if stored['settings'] == wanted:
-      return {**stored, '_logits': (logits, labels)}
+      return {**stored, '_logits': (logits, labels), '_run': (run_dir, config, data_dir)}
   log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
   result = {'settings': wanted, 'alpha': config.label_smoothing,
             'tokens': translation_eval.token_metrics(logits, labels, settings.temperatures)}
@@ -84,7 +92,7 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
   result['validation_bleu'] = []
   for t in sorted(set(settings.bleu_temperatures) | {1.0, fitted}):
     bleu = _decode(model, vocab, sources, references, settings, t,
-                   os.path.join(hypotheses_dir, f'validation_T{t:.3f}.txt'), reuse)
+                   _hypotheses_path(run_dir, 'validation', t), reuse)
     result['validation_bleu'].append({'temperature': t, **bleu})
     log(f'  validation T={t:.3f}: BLEU {bleu["uncased_intl"]["score"]:.2f}'
         + (f' ({bleu["decode_seconds"]:.0f} s)' if 'decode_seconds' in bleu else ''), flush=True)
@@ -92,11 +100,71 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
                                             settings.max_sentences)
   result['test_bleu'] = [
       {'temperature': t, **_decode(model, vocab, test_sources, test_references, settings, t,
-                                   os.path.join(hypotheses_dir, f'test_T{t:.3f}.txt'), reuse)}
+                                   _hypotheses_path(run_dir, 'test', t), reuse)}
       for t in sorted({1.0, fitted})]
   run_files.write_json(path, result)
-  result['_logits'] = (logits, labels)
-  return result
+  return {**result, '_logits': (logits, labels), '_run': (run_dir, config, data_dir)}
+
+
+def _bleu_significance(hard, smoothed, max_sentences):
+  """Paired bootstrap of BLEU at T = 1, smoothed against hard targets, per split."""
+  out = {}
+  for split in ('validation', 'test'):
+    _, config, data_dir = hard['_run']
+    references = translation.read_parallel(config.dataset, split, data_dir)[1][:max_sentences]
+    hard_hypotheses, smoothed_hypotheses = (
+        _read_hypotheses(_hypotheses_path(e['_run'][0], split, 1.0)) for e in (hard, smoothed))
+    out[split] = translation_eval.paired_bleu_bootstrap(hard_hypotheses, smoothed_hypotheses,
+                                                        references)
+  return out
+
+
+def claim_lines(claims):
+  """Markdown bullets of paper_claims' verdicts (translation.md and experiments.report)."""
+  return [f'- {c["claim"]}: **{"holds" if c["holds"] else "does not hold"}** ({c["evidence"]})'
+          for c in claims]
+
+
+def paper_claims(hard, smoothed, significance):
+  """The paper's Section 3 / Figure 4 claims checked on two evaluations: [{claim, holds,
+  evidence}]. BLEU on the validation set as the paper's; test2016 and bootstrap beside it."""
+  def bleu(e, t, rows='validation_bleu'):
+    return _at(e[rows], t)['uncased_intl']['score']
+
+  def best(e):
+    return max(e['validation_bleu'], key=lambda r: r['uncased_intl']['score'])
+
+  ece = [_at(e['tokens']['sweep'], 1.0)['ece'] for e in (hard, smoothed)]
+  smoothed_nll = {r['temperature']: r['nll'] for r in smoothed['tokens']['sweep']}
+  nll_gaps = [(r['temperature'], smoothed_nll[r['temperature']] - r['nll'])
+              for r in hard['tokens']['sweep'] if r['temperature'] in smoothed_nll]
+  smallest = min(nll_gaps, key=lambda g: g[1])
+  fitted = hard['tokens']['fitted_temperature']
+  gain = bleu(hard, fitted) - bleu(hard, 1.0)
+  val, test = significance['validation'], significance['test']
+  return [
+      {'claim': 'label smoothing calibrates the next-token predictions better (paper ECE 0.019 '
+                'against 0.056)', 'holds': ece[1] < ece[0],
+       'evidence': f'ECE at T=1 {ece[1]:.3f} against {ece[0]:.3f}'},
+      {'claim': 'label smoothing gives better BLEU', 'holds': bleu(smoothed, 1.0) > bleu(hard, 1.0),
+       'evidence': f'validation BLEU at T=1 {bleu(smoothed, 1.0):.2f} against '
+                   f'{bleu(hard, 1.0):.2f} (paired bootstrap p={val["p_value"]:.3f}); test2016 '
+                   f'{test["system"]:.2f} against {test["baseline"]:.2f} '
+                   f'(p={test["p_value"]:.3f}); best over temperatures '
+                   f'{best(smoothed)["uncased_intl"]["score"]:.2f} '
+                   f'(T={best(smoothed)["temperature"]:g}) against '
+                   f'{best(hard)["uncased_intl"]["score"]:.2f} (T={best(hard)["temperature"]:g})'},
+      {'claim': 'label smoothing gives worse NLL at every temperature',
+       'holds': all(g > 0 for _, g in nll_gaps),
+       'evidence': f'NLL(alpha) - NLL(hard) > 0 at {sum(g > 0 for _, g in nll_gaps)} of '
+                   f'{len(nll_gaps)} temperatures; smallest {smallest[1]:+.3f} at '
+                   f'T={smallest[0]:.2f}'},
+      {'claim': 'temperature scaling improves the hard-target BLEU only slightly',
+       'holds': 0 < gain < 1.0,
+       'evidence': f'validation BLEU {bleu(hard, fitted):.2f} at the fitted T={fitted:.2f} '
+                   f'against {bleu(hard, 1.0):.2f} at T=1 ({gain:+.2f}; "slightly": between 0 '
+                   'and 1 BLEU)'},
+  ]
 
 
 def _at(rows, temperature):
@@ -142,6 +210,10 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
               f'| Transformer | {summary["hard_targets_ece"]:.3f} | '
               f'{summary["temperature_scaled"][0]:.3f} ({summary["temperature_scaled"][1]:.2f}) | '
               f'{summary["label_smoothing"][0]:.3f} ({summary["label_smoothing"][1]:g}) |']
+    summary['bleu_significance'] = _bleu_significance(hard, best, settings.max_sentences)
+    summary['claims'] = paper_claims(hard, best, summary['bleu_significance'])
+    lines += ['', f'Paper claims (alpha={best["alpha"]:g} against hard targets, one seed):', '']
+    lines += claim_lines(summary['claims'])
   signatures = {k: v['signature'] for k, v in evaluations[0]['test_bleu'][0].items()
                 if isinstance(v, dict)}
   run_files.write_json(os.path.join(output_dir, 'translation.json'), {

@@ -48,14 +48,37 @@ def translate(model, vocab, sources, beam=4, alpha=0.6, temperature=1.0, batch_s
   return vocab.decode(decoded)
 
 
+BLEU_VARIANTS = (('uncased_intl', dict(lowercase=True, tokenize='intl')), ('cased_13a', {}))
+
+
 def bleu(hypotheses, references):
   """Uncased BLEU with the international tokenizer (closest to t2t_bleu; the headline) and
   sacrebleu's default cased 13a BLEU, each with its signature."""
   import sacrebleu  # pylint: disable=g-import-not-at-top
   out = {}
-  for name, kwargs in (('uncased_intl', dict(lowercase=True, tokenize='intl')),
-                       ('cased_13a', {})):
+  for name, kwargs in BLEU_VARIANTS:
     metric = sacrebleu.metrics.BLEU(**kwargs)
     score = metric.corpus_score(hypotheses, [references])
     out[name] = {'score': score.score, 'signature': str(metric.get_signature())}
   return out
+
+
+def paired_bleu_bootstrap(baseline, system, references, resamples=1000):
+  """sacrebleu's paired bootstrap resampling (Koehn 2004) of the headline BLEU: do `system` and
+  `baseline` differ on these sentences beyond the luck of the draw of the test set?
+
+  Returns {'baseline', 'system': BLEU; 'p_value': two-sided, as Moses'
+  bootstrap-hypothesis-difference-significance.pl (sacrebleu's seed, 12345 unless
+  SACREBLEU_SEED says otherwise); 'system_mean', 'system_ci': its bootstrap mean and 95%
+  half-width}. Identical outputs are reported as significant by that convention; compare scores.
+  """
+  import sacrebleu  # pylint: disable=g-import-not-at-top
+  from sacrebleu import significance  # pylint: disable=g-import-not-at-top
+  metric = sacrebleu.metrics.BLEU(**dict(BLEU_VARIANTS)['uncased_intl'])
+  _, scores = significance.PairedTest(
+      [('baseline', baseline), ('system', system)], {'BLEU': metric}, [references],
+      test_type='bs', n_samples=resamples)()
+  base, result = scores['BLEU']
+  return {'baseline': base.score, 'system': result.score, 'p_value': float(result.p_value),
+          'system_mean': float(result.mean), 'system_ci': float(result.ci),
+          'resamples': resamples}

@@ -260,6 +260,77 @@ def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
   assert len(decoded) == len(first['validation_bleu']) + len(first['test_bleu'])
 
 
+def _drop_words(sentences, seed, rate):
+  rng = np.random.default_rng(seed)
+  return [' '.join(w for w in s.split() if rng.random() > rate) for s in sentences]
+
+
+def test_paired_bleu_bootstrap_separates_real_from_chance_differences(shared_data):
+  import sacrebleu  # pylint: disable=g-import-not-at-top
+  _, german = translation.read_multi30k(shared_data, 'test')
+  same_noise = [_drop_words(german, seed, 0.3) for seed in (0, 1)]
+  worse = _drop_words(german, 2, 0.5)
+  chance = translation_eval.paired_bleu_bootstrap(*same_noise, german, resamples=300)
+  real = translation_eval.paired_bleu_bootstrap(worse, same_noise[0], german, resamples=300)
+  assert chance['baseline'] == pytest.approx(sacrebleu.corpus_bleu(
+      same_noise[0], [german], lowercase=True, tokenize='intl').score)
+  assert real['baseline'] == pytest.approx(sacrebleu.corpus_bleu(
+      worse, [german], lowercase=True, tokenize='intl').score)
+  assert real['system'] - real['baseline'] > 10 and real['p_value'] < 0.01
+  assert abs(chance['system'] - chance['baseline']) < 2 and chance['p_value'] > 0.05
+
+
+def _evaluation(alpha, ece, nll, bleu, fitted=1.2):
+  """A translation_eval.json-like dict: nll, bleu: {temperature: value}."""
+  return {'alpha': alpha,
+          'tokens': {'fitted_temperature': fitted,
+                     'sweep': [{'temperature': t, 'accuracy': 0.6, 'nll': n,
+                                'ece': ece if t == 1.0 else 0.5} for t, n in nll.items()]},
+          'validation_bleu': [{'temperature': t, 'uncased_intl': {'score': b}}
+                              for t, b in bleu.items()]}
+
+
+def test_paper_claims_follow_the_numbers():
+  from experiments.translation_section import paper_claims  # pylint: disable=g-import-not-at-top
+  significance = {split: {'system': 30.0, 'baseline': 29.0, 'p_value': 0.2}
+                  for split in ('validation', 'test')}
+  hard = _evaluation(0.0, 0.06, {0.5: 2.0, 1.0: 1.5, 1.2: 1.45, 2.0: 1.8},
+                     {1.0: 30.0, 1.2: 30.4})
+  smoothed = _evaluation(0.1, 0.02, {0.5: 2.1, 1.0: 1.6, 2.0: 1.9}, {1.0: 31.0})
+  verdicts = [c['holds'] for c in paper_claims(hard, smoothed, significance)]
+  assert verdicts == [True, True, True, True]
+  # NLL better at one temperature, BLEU worse, temperature scaling gains 2 BLEU, ECE worse
+  hard = _evaluation(0.0, 0.01, {0.5: 2.0, 1.0: 1.5, 2.0: 1.8}, {1.0: 32.0, 1.2: 34.0})
+  smoothed = _evaluation(0.1, 0.02, {0.5: 2.1, 1.0: 1.6, 2.0: 1.7}, {1.0: 31.0})
+  claims = paper_claims(hard, smoothed, significance)
+  assert [c['holds'] for c in claims] == [False, False, False, False]
+  assert '2 of 3 temperatures' in claims[2]['evidence'] and 'T=2.00' in claims[2]['evidence']
+
+
+def test_the_section_compares_two_runs_end_to_end(tmp_path, shared_data):
+  from experiments import report, translation_section  # pylint: disable=g-import-not-at-top
+  runs = []
+  for alpha in (0.0, 0.1):
+    runs.append(str(tmp_path / f'alpha_{alpha:g}'))
+    translation_training.train_translation(_tiny_config(train_steps=5, label_smoothing=alpha),
+                                           runs[-1], data_dir=shared_data,
+                                           log=lambda *a, **k: None)
+  settings = translation_section.EvalSettings(temperatures=[0.8, 1.0], bleu_temperatures=[1.0],
+                                              beam_size=2, max_sentences=5)
+  out = tmp_path / 'results' / 'translation'
+  markdown = translation_section.evaluate_and_write(runs, str(out), settings)
+  import json  # pylint: disable=g-import-not-at-top
+  with open(out / 'translation.json') as f:
+    written = json.load(f)
+  assert len(written['summary']['claims']) == 4
+  assert set(written['summary']['bleu_significance']) == {'validation', 'test'}
+  assert markdown.count('**holds**') + markdown.count('**does not hold**') == 4
+  for name in ('figure4.png', 'reliability_translation.png', 'translation.md'):
+    assert os.path.getsize(out / name) > 0
+  reported = '\n'.join(report.translation_section(str(tmp_path / 'results')))
+  assert reported.count('**holds**') + reported.count('**does not hold**') == 4
+
+
 def test_one_mirrored_translation_step_equals_one_device_step():
   proc = run_binary('tests.mirrored_step', 'translation')
   assert proc.returncode == 0, proc.stderr[-3000:]
