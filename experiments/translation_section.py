@@ -152,8 +152,8 @@ def paper_claims(hard, smoothed, significance):
                    f'{test["system"]:.2f} against {test["baseline"]:.2f} '
                    f'(p={test["p_value"]:.3f}); best over temperatures '
                    f'{best(smoothed)["uncased_intl"]["score"]:.2f} '
-                   f'(T={best(smoothed)["temperature"]:g}) against '
-                   f'{best(hard)["uncased_intl"]["score"]:.2f} (T={best(hard)["temperature"]:g})'},
+                   f'(T={best(smoothed)["temperature"]:.2f}) against '
+                   f'{best(hard)["uncased_intl"]["score"]:.2f} (T={best(hard)["temperature"]:.2f})'},
       {'claim': 'label smoothing gives worse NLL at every temperature',
        'holds': all(g > 0 for _, g in nll_gaps),
        'evidence': f'NLL(alpha) - NLL(hard) > 0 at {sum(g > 0 for _, g in nll_gaps)} of '
