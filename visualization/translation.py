@@ -21,7 +21,8 @@ def temperature_figure(runs, path_stem, title=''):
   ece_axis.set_ylabel('ECE (next token)')
   handles = left.get_legend_handles_labels()
   extra = ece_axis.get_legend_handles_labels()
-  left.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc='lower center')
+  left.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc='upper center',
+              bbox_to_anchor=(0.5, -0.15), ncol=2)
   right.set_xlabel('temperature')
   right.set_ylabel('NLL per token (nats)')
   right.legend(fontsize=7)
