@@ -13,6 +13,7 @@ from data import translation
 from models import run_files, translation_eval, translation_training
 
 EVAL = 'translation_eval.json'
+HYPOTHESES = 'hypotheses'  # per run: {split}_T{temperature}.txt and decoding.json
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ def _split(config, split, vocab, data_dir, max_sentences):
 
 
 def _hypotheses_path(run_dir, split, temperature):
-  return os.path.join(run_dir, 'hypotheses', f'{split}_T{temperature:.3f}.txt')
+  return os.path.join(run_dir, HYPOTHESES, f'{split}_T{temperature:.3f}.txt')
 
 
 def _read_hypotheses(path):
@@ -87,8 +88,7 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
   result = {'settings': wanted, 'alpha': config.label_smoothing,
             'tokens': translation_eval.token_metrics(logits, labels, settings.temperatures)}
   fitted = result['tokens']['fitted_temperature']
-  hypotheses_dir = os.path.join(run_dir, 'hypotheses')
-  reuse = _decoding_settings(hypotheses_dir, settings)
+  reuse = _decoding_settings(os.path.join(run_dir, HYPOTHESES), settings)
   result['validation_bleu'] = []
   for t in sorted(set(settings.bleu_temperatures) | {1.0, fitted}):
     bleu = _decode(model, vocab, sources, references, settings, t,
@@ -108,9 +108,9 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
 
 def _bleu_significance(hard, smoothed, max_sentences):
   """Paired bootstrap of BLEU at T = 1, smoothed against hard targets, per split."""
+  _, config, data_dir = hard['_run']
   out = {}
   for split in ('validation', 'test'):
-    _, config, data_dir = hard['_run']
     references = translation.read_parallel(config.dataset, split, data_dir)[1][:max_sentences]
     hard_hypotheses, smoothed_hypotheses = (
         _read_hypotheses(_hypotheses_path(e['_run'][0], split, 1.0)) for e in (hard, smoothed))
@@ -128,8 +128,8 @@ def claim_lines(claims):
 def paper_claims(hard, smoothed, significance):
   """The paper's Section 3 / Figure 4 claims checked on two evaluations: [{claim, holds,
   evidence}]. BLEU on the validation set as the paper's; test2016 and bootstrap beside it."""
-  def bleu(e, t, rows='validation_bleu'):
-    return _at(e[rows], t)['uncased_intl']['score']
+  def bleu(e, t):
+    return _at(e['validation_bleu'], t)['uncased_intl']['score']
 
   def best(e):
     return max(e['validation_bleu'], key=lambda r: r['uncased_intl']['score'])
