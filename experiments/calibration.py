@@ -19,7 +19,8 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from experiments import sweep  # pylint: disable=g-import-not-at-top
-  print(sweep.calibrate_run_dirs(FLAGS.run_dirs, FLAGS.output_dir, FLAGS.data_dir,
+  print(sweep.calibrate_run_dirs(FLAGS.run_dirs, FLAGS.output_dir,
+                                 common.data_dir_for_reused_runs(),
                                  FLAGS.num_bins))
 
 

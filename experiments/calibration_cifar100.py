@@ -32,7 +32,8 @@ def main(argv):
                    **common.train_kwargs())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed))
                 for a in alphas]
-  print(sweep.calibrate_run_dirs(run_dirs, FLAGS.output_dir, FLAGS.data_dir, FLAGS.num_bins))
+  print(sweep.calibrate_run_dirs(run_dirs, FLAGS.output_dir,
+                                 common.data_dir_for_reused_runs(), FLAGS.num_bins))
 
 
 if __name__ == '__main__':

@@ -16,8 +16,15 @@ def define_data_flags():
   from data.sources import DEFAULT_DATA_DIR  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string('data_dir', DEFAULT_DATA_DIR,
                       'Folder with the raw dataset files (mnist/, cifar-10-batches-bin/, ...); '
-                      'tfds is tried when they are not there.')
+                      'tfds is tried when they are not there. Reused runs (--run_dirs) read '
+                      'the folder they were trained with unless this is given.')
   flags.DEFINE_boolean('download', False, 'Let tfds download and prepare missing datasets.')
+
+
+def data_dir_for_reused_runs():
+  """--data_dir when typed, else None: each reused run then reads the data it was trained on
+  (its config.json), not the default folder."""
+  return FLAGS.data_dir if FLAGS['data_dir'].present else None
 
 
 def define_runtime_flags():

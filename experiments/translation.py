@@ -81,7 +81,7 @@ def main(argv):
       beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
       max_sentences=FLAGS.max_eval_sentences)
   print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings,
-                                               FLAGS.data_dir))
+                                               common.data_dir_for_reused_runs()))
 
 
 if __name__ == '__main__':

@@ -75,3 +75,12 @@ def test_penultimate_cifar10_binary_smoke(tmp_path):
   assert points['alpha0_train_points'].shape[1] == 2
   assert sorted(set(points['alpha0.1_validation_labels'].tolist())) <= [0, 1, 2]
   assert os.path.getsize(out / 'penultimate.png') > 0
+  # Reusing the runs without --data_dir reads the files they were trained on (the default
+  # folder has no CIFAR-10 binaries) and projects the same points.
+  runs = f'{out / "alpha_0_seed_0"},{out / "alpha_0.1_seed_0"}'
+  proc = run_binary('experiments.penultimate_cifar10', f'--run_dirs={runs}',
+                    f'--output_dir={tmp_path / "reused"}', '--examples_per_class=5')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  reused = np.load(tmp_path / 'reused' / 'penultimate_points.npz')
+  for name in points.files:
+    np.testing.assert_array_equal(reused[name], points[name])
