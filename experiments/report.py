@@ -1,7 +1,8 @@
 r"""Prints this project's results beside the paper's and the replication's, section by section.
 
   python -m experiments.report [--results_dir=results] [--output=results/REPORT.md]
-Reads every table the section binaries wrote under --results_dir.
+Reads every table the section binaries wrote under --results_dir, and shows a folder's NOTE.md
+(stand-in data, shortened schedule, ...) under each section made from it.
 """
 import glob
 import json
@@ -16,6 +17,8 @@ from experiments import reference_numbers as ref
 flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
 flags.DEFINE_string('output', None, 'Also write the report to this markdown file.')
 FLAGS = flags.FLAGS
+
+NOTE = 'NOTE.md'  # a results folder's provenance, shown under each of its sections
 
 
 def _fmt(value, std=None, digits=2):
@@ -34,19 +37,39 @@ def _load_all(results_dir, filename):
       yield os.path.relpath(os.path.dirname(path), results_dir), json.load(f)
 
 
+def _heading(results_dir, where, title):
+  """A section's title, then the NOTE.md of its folder or the nearest parent folder: what the
+  numbers are not (stand-in data, a shortened schedule) must travel with them."""
+  lines = [title, '']
+  parts = where.split(os.sep)
+  for depth in range(len(parts), 0, -1):
+    path = os.path.join(results_dir, *parts[:depth], NOTE)
+    if os.path.isfile(path):
+      with open(path) as f:
+        return lines + [f.read().strip(), '']
+  return lines
+
+
+def _row(cells):
+  return '| ' + ' | '.join(cells) + ' |'
+
+
+def _table_head(columns):
+  return [_row(columns), '|---' * len(columns) + '|']
+
+
 def accuracy_section(results_dir):
   lines = []
   for where, table in _load_all(results_dir, 'table.json'):
     key = (table.get('model'), table.get('dataset'))
     refs = ref.ACCURACY.get(key, {})
-    lines += [f'### Accuracy: {key[0]} on {key[1]} ({where}, {table["split"]} split)', '',
-              '| alpha | this project | ' + ' | '.join(refs) + ' |',
-              '|---' * (2 + len(refs)) + '|']
+    lines += _heading(results_dir, where, f'### Accuracy: {key[0]} on {key[1]} ({where}, '
+                      f'{table["split"]} split)')
+    lines += _table_head(['alpha', 'this project', *refs])
     for row in table['rows']:
       cells = [_fmt(*refs[s].get(row['alpha'], (None,))) for s in refs]
-      lines.append(f'| {row["alpha"]:g} | {_fmt(row["accuracy"], row["accuracy_std"])} '
-                   f'({row["num_seeds"]} seed(s), {row["steps"]} steps) | ' +
-                   ' | '.join(cells) + ' |')
+      lines.append(_row([f'{row["alpha"]:g}', f'{_fmt(row["accuracy"], row["accuracy_std"])} '
+                         f'({row["num_seeds"]} seed(s), {row["steps"]} steps)', *cells]))
     lines.append('')
   return lines
 
@@ -56,10 +79,9 @@ def calibration_section(results_dir):
   for where, table in _load_all(results_dir, 'calibration.json'):
     key = (table.get('model'), table.get('dataset'))
     refs = ref.CALIBRATION.get(key, {})
-    lines += [f'### Calibration (ECE, 15 bins): {key[0]} on {key[1]} ({where}, '
-              f'{table["split"]} split)', '',
-              '| model | this project | ' + ' | '.join(refs) + ' |',
-              '|---' * (2 + len(refs)) + '|']
+    lines += _heading(results_dir, where, f'### Calibration (ECE, 15 bins): {key[0]} on '
+                      f'{key[1]} ({where}, {table["split"]} split)')
+    lines += _table_head(['model', 'this project', *refs])
     for row in table['rows']:
       if row['kind'] == 'temperature_scaled':
         cells = [_ece_at_t(*refs[s]['temperature_scaled']) for s in refs]
@@ -67,7 +89,7 @@ def calibration_section(results_dir):
       else:
         cells = [_fmt(refs[s]['alpha'].get(row['alpha']), digits=3) for s in refs]
         ours = f'{row["ece"]:.3f}'
-      lines.append(f'| {row["label"]} | {ours} | ' + ' | '.join(cells) + ' |')
+      lines.append(_row([row['label'], ours, *cells]))
     lines.append('')
   return lines
 
@@ -81,8 +103,8 @@ def distillation_section(results_dir):
       summary = {'networks': {r['key']: {'mean': r['test_error'], 'std': 0.0, 'n': 1}
                               for r in table['rows']}}
     labels = {r['key']: r['label'] for r in table['rows']}
-    lines += [f'### MNIST distillation, test error % ({where})', '',
-              f'| network | this project | {ref.PAPER} | {ref.REPLICATION} |', '|---|---|---|---|']
+    lines += _heading(results_dir, where, f'### MNIST distillation, test error % ({where})')
+    lines += _table_head(['network', 'this project', ref.PAPER, ref.REPLICATION])
     for key, s in summary['networks'].items():
       refs = ref.DISTILLATION_MNIST.get(key, {})
       lines.append(f'| {labels.get(key, key)} | {_fmt(s["mean"], s["std"])} ({s["n"]} seed(s)) | '
@@ -103,9 +125,9 @@ def penultimate_section(results_dir):
   """The paper's claim: with label smoothing, tighter clusters at equal distances."""
   lines = []
   for where, table in _load_all(results_dir, 'penultimate_stats.json'):
-    lines += [f'### Penultimate layer: {table["model"]} on {table["dataset"]}, classes '
-              f'{table["classes"]} ({where})', '',
-              'Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
+    lines += _heading(results_dir, where, f'### Penultimate layer: {table["model"]} on '
+                      f'{table["dataset"]}, classes {table["classes"]} ({where})')
+    lines += ['Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
               '(a regular triangle).', '',
               '| panel | mean spread / mean distance | equidistance (std / mean of distances) |',
               '|---|---|---|']
@@ -122,9 +144,9 @@ def mutual_information_section(results_dir):
   lines = []
   for where, table in _load_all(results_dir, 'mutual_information_points.json'):
     n = table['num_examples']
-    lines += [f'### Mutual information: {table["model"]} on {table["dataset"]}, classes '
-              f'{table["classes"]}, N = {n} ({where})', '',
-              'Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
+    lines += _heading(results_dir, where, f'### Mutual information: {table["model"]} on '
+                      f'{table["dataset"]}, classes {table["classes"]}, N = {n} ({where})')
+    lines += ['Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
               f'0.693 (more so with label smoothing); the estimate lies in [0, log N = '
               f'{math.log(n):.3f}].', '',
               '| run | at step 0 | peak (step) | final (step) | final - log 2 |',
@@ -145,8 +167,9 @@ def translation_section(results_dir):
   paper = ref.TRANSLATION[ref.PAPER]
   for where, table in _load_all(results_dir, 'translation.json'):
     s = table.get('summary')
-    lines += [f'### Translation ({where}): next-token ECE on validation tokens, BLEU uncased intl',
-              '', f'| Table 3 | this project | {ref.PAPER} (WMT14 EN-DE) |', '|---|---|---|']
+    lines += _heading(results_dir, where, f'### Translation ({where}): next-token ECE on '
+                      'validation tokens, BLEU uncased intl')
+    lines += _table_head(['Table 3', 'this project', f'{ref.PAPER} (WMT14 EN-DE)'])
     if s:
       lines += [f'| hard targets | {s["hard_targets_ece"]:.3f} | {paper["hard_targets_ece"]:.3f} |',
                 f'| temperature scaled | {_ece_at_t(*s["temperature_scaled"])} | '
