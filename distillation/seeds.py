@@ -27,9 +27,19 @@ def paired_difference(a, b):
           'p_value': p}
 
 
-def summarize_seeds(errors_by_seed, first, second):
-  """errors_by_seed: {seed: {network: value}}; summary per network (in first-seen order) and of
-  first - second.
+def verdict(difference, expected_sign, level=0.05):
+  """Whether a paired difference shows the expected sign beyond seed noise (two-sided test)."""
+  if not difference['p_value'] < level:  # NaN (one seed, or no spread) included
+    return 'not established beyond seed noise'
+  if np.sign(difference['mean']) == expected_sign:
+    return 'holds beyond seed noise'
+  return 'the opposite holds beyond seed noise'
+
+
+def summarize_seeds(errors_by_seed, claims):
+  """errors_by_seed: {seed: {network: value}}; claims: [{'first', 'second', 'expected_sign',
+  'text'}], each saying first - second has expected_sign. Per network its values over the seeds
+  (in first-seen order); per claim the paired difference and the verdict.
 
   Only seeds that have every network count, so the networks are compared on the same seeds.
   """
@@ -40,7 +50,10 @@ def summarize_seeds(errors_by_seed, first, second):
     values = [errors_by_seed[s][key] for s in seeds]
     mean, std = mean_std(values) if values else (float('nan'), 0.0)
     summary[key] = {'mean': mean, 'std': std, 'n': len(values), 'per_seed': values}
-  difference = paired_difference([errors_by_seed[s][first] for s in seeds],
-                                 [errors_by_seed[s][second] for s in seeds])
-  return {'seeds': seeds, 'networks': summary,
-          'paired_difference': dict(difference, first=first, second=second)}
+  checked = []
+  for claim in claims:
+    difference = paired_difference([errors_by_seed[s][claim['first']] for s in seeds],
+                                   [errors_by_seed[s][claim['second']] for s in seeds])
+    checked.append(dict(claim, **difference,
+                        verdict=verdict(difference, claim['expected_sign'])))
+  return {'seeds': seeds, 'networks': summary, 'claims': checked}

@@ -5,8 +5,9 @@ distilled from each with 0.4 * CE + 0.6 * 0.5 * ||z_s - z_t||^2, over --num_seed
 Per seed s the four runs go to OUTPUT_DIR/seed_s/. Teachers are trained with the paper recipe
 unless --teacher_dropout_dir / --teacher_ls_dir name finished `experiments.train` runs (one seed
 only). Every run is resumable; finished ones are reused. distill_mnist.json holds every run and
-the summary: mean +- std of each test error and the per-seed paired difference between the two
-students with a paired t-test, which says whether the paper's claim holds beyond seed noise.
+the summary: mean +- std of each test error and, for the paper's two claims (the smoothed teacher
+is better, its student worse), the per-seed paired difference with a paired t-test, which says
+whether each holds beyond seed noise.
 """
 import os
 
@@ -74,7 +75,13 @@ def main(argv):
       rows.append({'key': key, 'label': key.replace('_', ' '), 'seed': seed, 'run_dir': run_dir,
                    'test_error': error, 'steps': results['steps_trained']})
   ls_key = f'teacher_ls{FLAGS.teacher_alpha:g}'
-  summary = seeds.summarize_seeds(errors, f'student_of_{ls_key}', 'student_of_teacher_dropout')
+  claims = [  # Table 4: the smoothed teacher is better, its student worse (test error %)
+      dict(first=ls_key, second='teacher_dropout', expected_sign=-1,
+           text='the label-smoothed teacher has lower test error than the dropout teacher'),
+      dict(first=f'student_of_{ls_key}', second='student_of_teacher_dropout', expected_sign=1,
+           text="the label-smoothed teacher's student has higher test error than the dropout "
+                "teacher's")]
+  summary = seeds.summarize_seeds(errors, claims)
   run_files.write_json(os.path.join(FLAGS.output_dir, 'distill_mnist.json'),
                        {'rows': rows, 'summary': summary})
   from experiments import report  # pylint: disable=g-import-not-at-top

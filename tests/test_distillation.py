@@ -178,14 +178,55 @@ def test_seed_summary_matches_scipy_paired_t_test():
   errors = {0: {'teacher': 0.7, 'a': 0.91, 'b': 0.80}, 1: {'teacher': 0.6, 'a': 0.95, 'b': 0.86},
             2: {'teacher': 0.65, 'a': 0.88, 'b': 0.85}, 3: {'teacher': 0.7, 'a': 0.99},
             4: {'teacher': 0.62, 'a': 0.90, 'b': 0.83}}  # seed 3 lacks b: left out
-  summary = seeds.summarize_seeds(errors, 'a', 'b')
+  claims = [dict(first='a', second='b', expected_sign=1, text='a is worse'),
+            dict(first='a', second='b', expected_sign=-1, text='a is better'),
+            dict(first='teacher', second='b', expected_sign=-1, text='the teacher is better')]
+  summary = seeds.summarize_seeds(errors, claims)
   assert summary['seeds'] == [0, 1, 2, 4] and list(summary['networks']) == ['teacher', 'a', 'b']
   a, b = [0.91, 0.95, 0.88, 0.90], [0.80, 0.86, 0.85, 0.83]
   assert summary['networks']['a']['mean'] == pytest.approx(np.mean(a))
   assert summary['networks']['a']['std'] == pytest.approx(np.std(a, ddof=1))
-  d = summary['paired_difference']
+  d = summary['claims'][0]
   want = stats.ttest_rel(a, b)
   assert d['t'] == pytest.approx(want.statistic) and d['p_value'] == pytest.approx(want.pvalue)
   assert d['per_seed'] == pytest.approx(np.subtract(a, b).tolist())
-  single = seeds.summarize_seeds({0: {'a': 1.0, 'b': 0.5}}, 'a', 'b')['paired_difference']
+  assert want.pvalue < 0.05  # a - b is clearly positive: the verdict follows the expected sign
+  assert [c['verdict'] for c in summary['claims']] == [
+      'holds beyond seed noise', 'the opposite holds beyond seed noise',
+      'holds beyond seed noise']
+  noisy = {s: {'a': 0.9 + e, 'b': 0.9} for s, e in enumerate([0.05, -0.04, 0.03, -0.05])}
+  assert stats.ttest_rel([v['a'] for v in noisy.values()], [0.9] * 4).pvalue > 0.05
+  assert seeds.summarize_seeds(noisy, claims[:1])['claims'][0]['verdict'] == (
+      'not established beyond seed noise')
+  single = seeds.summarize_seeds({0: {'a': 1.0, 'b': 0.5}}, claims[:1])['claims'][0]
   assert single['n'] == 1 and np.isnan(single['p_value'])
+  assert single['verdict'] == 'not established beyond seed noise'
+
+
+def test_distill_mnist_binary_over_two_seeds(tmp_path, shared_data):
+  """Table 4 end to end on the bundled MNIST (2 steps a run): 4 runs per seed, the claims checked
+  from the rows' own test errors, and the report section."""
+  out = tmp_path / 'table4'
+  proc = run_binary('experiments.distill_mnist', f'--output_dir={out}', '--num_seeds=2',
+                    f'--data_dir={shared_data}', '--train_steps=2', '--batch_size=64',
+                    '--checkpoint_every=2', '--student_width=16')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  with open(out / 'distill_mnist.json') as f:
+    table = json.load(f)
+  errors = {(r['seed'], r['key']): r['test_error'] for r in table['rows']}
+  assert sorted({key for _, key in errors}) == [
+      'student_of_teacher_dropout', 'student_of_teacher_ls0.1', 'teacher_dropout',
+      'teacher_ls0.1']
+  assert sorted({seed for seed, _ in errors}) == [0, 1] and len(errors) == 8
+  for seed in (0, 1):
+    with open(out / f'seed_{seed}' / 'teacher_ls0.1' / 'results.json') as f:
+      accuracy = json.load(f)['metrics']['test']['accuracy']
+    assert errors[(seed, 'teacher_ls0.1')] == pytest.approx(100 * (1 - accuracy))
+  teachers, students = table['summary']['claims']
+  assert teachers['per_seed'] == pytest.approx(
+      [errors[(s, 'teacher_ls0.1')] - errors[(s, 'teacher_dropout')] for s in (0, 1)])
+  assert students['per_seed'] == pytest.approx(
+      [errors[(s, 'student_of_teacher_ls0.1')] - errors[(s, 'student_of_teacher_dropout')]
+       for s in (0, 1)])
+  assert (teachers['expected_sign'], students['expected_sign']) == (-1, 1)
+  assert proc.stdout.count('over 2 seeds') == 2
