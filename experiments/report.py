@@ -108,8 +108,8 @@ def distillation_section(results_dir):
     lines += _table_head(['network', 'this project', ref.PAPER, ref.REPLICATION])
     for key, s in summary['networks'].items():
       refs = ref.DISTILLATION_MNIST.get(key, {})
-      lines.append(f'| {labels.get(key, key)} | {_fmt(s["mean"], s["std"])} ({s["n"]} seed(s)) | '
-                   f'{_fmt(refs.get(ref.PAPER))} | {_fmt(refs.get(ref.REPLICATION))} |')
+      lines.append(_row([labels.get(key, key), f'{_fmt(s["mean"], s["std"])} ({s["n"]} seed(s))',
+                         _fmt(refs.get(ref.PAPER)), _fmt(refs.get(ref.REPLICATION))]))
     for claim in summary.get('claims', []):
       if claim['n'] > 1:
         lines += ['', f'Paper: {claim["text"]}. Paired difference {claim["first"]} - '
