@@ -51,7 +51,8 @@ def _main(argv):
   for run_dir in run_dirs:
     model, config, stored_data_dir = training.load_trained(run_dir)
     projected = penultimate.project_splits(model, config, classes, FLAGS.examples_per_class,
-                                           data_dir=common.data_dir_for_reused_runs() or stored_data_dir)
+                                           data_dir=(common.data_dir_for_reused_runs() or
+                                                     stored_data_dir))
     for split, (xy, labels) in projected.items():
       name = f'alpha={config.label_smoothing:g}, {split}'
       panels.append((name, xy, labels))

@@ -31,6 +31,10 @@ def _ece_at_t(ece, temperature):
   return f'{ece:.3f} (T {temperature:.2f})'
 
 
+def _ece_at_alpha(ece, alpha):
+  return f'{ece:.3f} (alpha {alpha:g})'
+
+
 def _load_all(results_dir, filename):
   for path in sorted(glob.glob(os.path.join(results_dir, '**', filename), recursive=True)):
     with open(path) as f:
@@ -127,12 +131,12 @@ def penultimate_section(results_dir):
     lines += _heading(results_dir, where, f'### Penultimate layer: {table["model"]} on '
                       f'{table["dataset"]}, classes {table["classes"]} ({where})')
     lines += ['Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
-              '(a regular triangle).', '',
-              '| panel | mean spread / mean distance | equidistance (std / mean of distances) |',
-              '|---|---|---|']
+              '(a regular triangle).', '']
+    lines += _table_head(['panel', 'mean spread / mean distance',
+                          'equidistance (std / mean of distances)'])
     for name, stats in table['panels'].items():
-      lines.append(f'| {name} | {stats["spread_over_distance"]:.3f} | '
-                   f'{stats["equidistance"]:.3f} |')
+      lines.append(_row([name, f'{stats["spread_over_distance"]:.3f}',
+                         f'{stats["equidistance"]:.3f}']))
     lines.append('')
   return lines
 
@@ -147,14 +151,13 @@ def mutual_information_section(results_dir):
                       f'{table["dataset"]}, classes {table["classes"]}, N = {n} ({where})')
     lines += ['Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
               f'0.693 (more so with label smoothing); the estimate lies in [0, log N = '
-              f'{math.log(n):.3f}].', '',
-              '| run | at step 0 | peak (step) | final (step) | final - log 2 |',
-              '|---|---|---|---|---|']
+              f'{math.log(n):.3f}].', '']
+    lines += _table_head(['run', 'at step 0', 'peak (step)', 'final (step)', 'final - log 2'])
     for label, run in table['runs'].items():
       values, steps = run['mutual_information'], run['steps']
       peak = max(range(len(values)), key=values.__getitem__)
-      lines.append(f'| {label} | {values[0]:.3f} | {values[peak]:.3f} ({steps[peak]}) | '
-                   f'{values[-1]:.3f} ({steps[-1]}) | {values[-1] - math.log(2):+.3f} |')
+      lines.append(_row([label, f'{values[0]:.3f}', f'{values[peak]:.3f} ({steps[peak]})',
+                         f'{values[-1]:.3f} ({steps[-1]})', f'{values[-1] - math.log(2):+.3f}']))
     lines.append('')
   return lines
 
@@ -170,18 +173,17 @@ def translation_section(results_dir):
                       'validation tokens, BLEU uncased intl')
     lines += _table_head(['Table 3', 'this project', f'{ref.PAPER} (WMT14 EN-DE)'])
     if s:
-      lines += [f'| hard targets | {s["hard_targets_ece"]:.3f} | {paper["hard_targets_ece"]:.3f} |',
-                f'| temperature scaled | {_ece_at_t(*s["temperature_scaled"])} | '
-                f'{_ece_at_t(*paper["temperature_scaled"])} |',
-                f'| label smoothing | {s["label_smoothing"][0]:.3f} (alpha '
-                f'{s["label_smoothing"][1]:g}) | {paper["label_smoothing"][0]:.3f} (alpha '
-                f'{paper["label_smoothing"][1]:g}) |']
-    lines += ['', '| run | T | BLEU validation | BLEU test | NLL/token | ECE |',
-              '|---|---|---|---|---|---|']
+      lines += [_row(['hard targets', f'{s["hard_targets_ece"]:.3f}',
+                      f'{paper["hard_targets_ece"]:.3f}']),
+                _row(['temperature scaled', _ece_at_t(*s['temperature_scaled']),
+                      _ece_at_t(*paper['temperature_scaled'])]),
+                _row(['label smoothing', _ece_at_alpha(*s['label_smoothing']),
+                      _ece_at_alpha(*paper['label_smoothing'])])]
+    lines += ['', *_table_head(['run', 'T', 'BLEU validation', 'BLEU test', 'NLL/token', 'ECE'])]
     for row in table['rows']:
-      lines.append(f'| alpha={row["alpha"]:g} | {row["temperature"]:.2f} | '
-                   f'{row["bleu_validation"]:.2f} | {row["bleu_test"]:.2f} | {row["nll"]:.3f} | '
-                   f'{row["ece"]:.3f} |')
+      lines.append(_row([f'alpha={row["alpha"]:g}', f'{row["temperature"]:.2f}',
+                         f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
+                         f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
     if s and 'claims' in s:
       from experiments.translation_section import claim_lines  # pylint: disable=g-import-not-at-top
       lines += ['', 'Paper claims (one seed):', ''] + claim_lines(s['claims'])
