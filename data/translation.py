@@ -103,10 +103,17 @@ class Vocabulary:
 
   def __init__(self, path):
     import tensorflow_text as text  # pylint: disable=g-import-not-at-top
+    from models import run_files  # pylint: disable=g-import-not-at-top
     with tf.io.gfile.GFile(path, 'rb') as f:
       self.proto = f.read()
-    self.tokenizer = text.SentencepieceTokenizer(model=self.proto, add_eos=True)
-    self.size = int(self.tokenizer.vocab_size())
+    try:
+      self.tokenizer = text.SentencepieceTokenizer(model=self.proto, add_eos=True)
+      self.size = int(self.tokenizer.vocab_size())
+    except tf.errors.OpError:
+      raise run_files.unreadable(
+          path, 'not a SentencePiece model', 'restore it from a copy of this run (a model is '
+          'tied to the vocabulary it was trained with), or delete the run directory and train '
+          'it again') from None
 
   def encode(self, sentences):
     """tf.RaggedTensor of ids, each sentence ending with EOS."""

@@ -71,7 +71,8 @@ def main(argv):
     config = recipes.recipe(model, **dict(base, seed=seed, **extra))
     train = train_student if config.teacher_dir else training.train_and_evaluate
     results = train(config, run_dir, **kwargs)
-    points.append({'group': group, 'setting': setting, 'seed': seed, 'run_dir': run_dir,
+    points.append({'group': group, 'setting': setting, 'seed': seed,
+                   'run_dir': run_files.relative_to(run_dir, FLAGS.output_dir),
                    'gamma': results.get('teacher_smoothness_index', config.label_smoothing),
                    'accuracy': {s: m['accuracy'] for s, m in results['metrics'].items()}})
   _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),

@@ -72,7 +72,8 @@ def main(argv):
     for key, (results, run_dir) in runs.items():
       error = 100.0 * (1.0 - results['metrics']['test']['accuracy'])
       errors[seed][key] = error
-      rows.append({'key': key, 'label': key.replace('_', ' '), 'seed': seed, 'run_dir': run_dir,
+      rows.append({'key': key, 'label': key.replace('_', ' '), 'seed': seed,
+                   'run_dir': run_files.relative_to(run_dir, FLAGS.output_dir),
                    'test_error': error, 'steps': results['steps_trained']})
   ls_key = f'teacher_ls{FLAGS.teacher_alpha:g}'
   claims = [  # Table 4: the smoothed teacher is better, its student worse (test error %)

@@ -76,7 +76,8 @@ def _main(argv):
     values = [p['mutual_information'] for p in record['points']]
     label = f'alpha={config.label_smoothing:g}'
     curves.append((label, steps, values))
-    points[label] = {'run_dir': run_dir, 'settings': record['settings'], 'steps': steps,
+    points[label] = {'run_dir': run_files.relative_to(run_dir, FLAGS.output_dir),
+                     'settings': record['settings'], 'steps': steps,
                      'mutual_information': values}
   num_examples = points[curves[0][0]]['settings']['num_examples']
   run_files.make_dir(FLAGS.output_dir)

@@ -63,8 +63,9 @@ def _main(argv):
   figures.projection_figure(panels, classes, FLAGS.class_names, stem, FLAGS.colors,
                             f'{FLAGS.model} on {FLAGS.dataset}: penultimate layer')
   run_files.write_npz(stem + '_points.npz', **points)
+  recorded = [run_files.relative_to(d, FLAGS.output_dir) for d in run_dirs]
   run_files.write_json(stem + '_stats.json', {'model': FLAGS.model, 'dataset': FLAGS.dataset,
-                                             'classes': classes, 'run_dirs': run_dirs,
+                                             'classes': classes, 'run_dirs': recorded,
                                              'panels': stats})
   for name, s in stats.items():
     print(f'{name:28s} mean spread {s["mean_spread"]:8.3f}  mean-distance '

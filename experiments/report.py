@@ -4,8 +4,6 @@ r"""Prints this project's results beside the paper's and the replication's, sect
 Reads every table the section binaries wrote under --results_dir, and shows a folder's NOTE.md
 (stand-in data, shortened schedule, ...) under each section made from it.
 """
-import glob
-import json
 import math
 import os
 
@@ -36,9 +34,13 @@ def _ece_at_alpha(ece, alpha):
 
 
 def _load_all(results_dir, filename):
-  for path in sorted(glob.glob(os.path.join(results_dir, '**', filename), recursive=True)):
-    with open(path) as f:
-      yield os.path.relpath(os.path.dirname(path), results_dir), json.load(f)
+  """(folder relative to results_dir, value) of every `filename` below results_dir, in order."""
+  from models import run_files  # pylint: disable=g-import-not-at-top
+  paths = sorted(os.path.join(folder, filename)
+                 for folder, _, files in run_files.gfile.walk(results_dir) if filename in files)
+  for path in paths:
+    yield os.path.relpath(os.path.dirname(path), results_dir), run_files.read_json(
+        path, fix='rerun the section binary that wrote it (results/README.md gives each command)')
 
 
 def _heading(results_dir, where, title):

@@ -38,7 +38,13 @@ def _hypotheses_path(run_dir, split, temperature):
 
 def _read_hypotheses(path):
   with run_files.gfile.GFile(path, 'rb') as f:
-    return f.read().decode()[:-1].split('\n')
+    payload = f.read()
+  try:
+    return payload.decode()[:-1].split('\n')
+  except UnicodeDecodeError as e:
+    raise run_files.unreadable(path, f'not UTF-8 text: {e.reason} at byte {e.start}',
+                               f'delete it and {EVAL} beside {HYPOTHESES}/, then rerun the '
+                               'translation section: it decodes again') from None
 
 
 def _decode(model, vocab, sources, references, settings, temperature, path, reuse):
@@ -48,7 +54,10 @@ def _decode(model, vocab, sources, references, settings, temperature, path, reus
   decoded again, so an evaluation killed between decodes resumes.
   """
   if reuse and run_files.gfile.exists(path):
-    hypotheses = _read_hypotheses(path)
+    try:
+      hypotheses = _read_hypotheses(path)
+    except run_files.RunDirError:
+      hypotheses = []  # unreadable: decoded again below, and rewritten
     if len(hypotheses) == len(references):
       return translation_eval.bleu(hypotheses, references)
   start = time.perf_counter()
@@ -216,7 +225,8 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   signatures = {k: v['signature'] for k, v in evaluations[0]['test_bleu'][0].items()
                 if isinstance(v, dict)}
   run_files.write_json(os.path.join(output_dir, 'translation.json'), {
-      'run_dirs': run_dirs, 'settings': dataclasses.asdict(settings), 'rows': table,
+      'run_dirs': [run_files.relative_to(d, output_dir) for d in run_dirs],
+      'settings': dataclasses.asdict(settings), 'rows': table,
       'summary': summary, 'bleu_signatures': signatures,
       'curves': [{k: e[k] for k in ('alpha', 'tokens', 'validation_bleu', 'test_bleu')}
                  for e in evaluations]})

@@ -3,12 +3,17 @@ tf.train.CheckpointManager, and only the chief of a multi-worker job writing the
 
 Layout: config.json, checkpoints/ (ckpt-STEP.*, the last two kept), tensorboard/, and when
 finished model.weights.h5, logits.npz and results.json.
+
+Every file read back that does not parse is one RunDirError naming the file, what is wrong and
+the fix (never a parser's traceback); a full disk names the file and that rerunning resumes.
 """
+import errno
 import io
 import json
 import os
 import shutil
 import tempfile
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -42,6 +47,37 @@ def make_dir(path):
                       'location.') from None
 
 
+# How each file of a run directory or section folder is made again when it is unreadable.
+_FIXES = {
+    'config.json': 'delete it and rerun the command that trained this run: it writes the file '
+                   'again from its flags and resumes from the checkpoints',
+    'results.json': 'delete it and rerun the command that trained this run: it evaluates again '
+                    'from the final checkpoint (or trains again where there is none)',
+    'mutual_information.json': 'the record is made during training: delete it and the '
+                               'checkpoints/ folder beside it, then rerun the command that '
+                               'trained this run',
+    'translation_eval.json': 'delete it and rerun the translation section: the evaluation is '
+                             'computed again (hypotheses already written are reused)',
+    'decoding.json': 'delete it and rerun the translation section: the hypotheses are decoded '
+                     'again',
+    'logits.npz': 'delete it: it is computed again from model.weights.h5 when next needed',
+}
+_DEFAULT_FIX = 'delete it and rerun the command that wrote it'
+
+
+def unreadable(path, reason, fix=None):
+  """The one-line RunDirError for a file that exists but does not read back."""
+  fix = fix or _FIXES.get(os.path.basename(path), _DEFAULT_FIX)
+  return RunDirError(f'{path} is unreadable ({reason}); it was cut off or changed since it was '
+                     f'written. Fix: {fix}.')
+
+
+def out_of_space(error):
+  """True when an OSError or TensorFlow error says the device is full."""
+  return (getattr(error, 'errno', None) == errno.ENOSPC
+          or 'No space left on device' in str(getattr(error, 'message', error)))
+
+
 def write_bytes(path, payload):
   """Writes atomically: a temporary name, then a rename (a kill never leaves half a file)."""
   tmp = path + '.tmp'
@@ -50,17 +86,34 @@ def write_bytes(path, payload):
       f.write(payload)
     gfile.rename(tmp, path, overwrite=True)
   except (OSError, tf.errors.OpError) as e:
+    if out_of_space(e):
+      _remove_quietly(tmp)
+      raise RunDirError(f'no space left on the device while writing {path}; free space and '
+                        'rerun the same command (finished work is kept).') from None
     raise RunDirError(f'cannot write {path} ({getattr(e, "message", e)}); choose a writable '
                       'location.') from None
+
+
+def _remove_quietly(path):
+  try:
+    gfile.remove(path)
+  except (OSError, tf.errors.OpError):
+    pass
 
 
 def write_json(path, value):
   write_bytes(path, json.dumps(value, indent=2).encode())
 
 
-def read_json(path):
+def read_json(path, fix=None):
+  """The JSON value in `path`; a file that does not parse is one RunDirError with `fix` (by
+  default the fix for that file name)."""
   with gfile.GFile(path, 'rb') as f:
-    return json.loads(f.read())
+    payload = f.read()
+  try:
+    return json.loads(payload)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise unreadable(path, f'not valid JSON: {e}', fix) from None
 
 
 def write_npz(path, **arrays):
@@ -81,11 +134,35 @@ def save_figure(fig, path_stem, extensions=('png', 'pdf'), dpi=150):
     write_bytes(f'{path_stem}.{extension}', buffer.getvalue())
 
 
-def read_npz(path):
-  """{name: array} of an .npz file anywhere gfile reaches."""
+def read_npz(path, fix=None):
+  """{name: array} of an .npz file anywhere gfile reaches (RunDirError if it does not parse)."""
   with gfile.GFile(path, 'rb') as f:
-    with np.load(io.BytesIO(f.read())) as values:
+    payload = f.read()
+  try:
+    with np.load(io.BytesIO(payload)) as values:
       return {k: values[k] for k in values.files}
+  except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+    raise unreadable(path, f'not a valid .npz archive: {e}', fix) from None
+
+
+def _first_line(error):
+  text = str(getattr(error, 'message', None) or error) or type(error).__name__
+  return text.strip().splitlines()[0]
+
+
+def relative_to(path, folder):
+  """`path` as recorded in a results file in `folder`: relative to it when both are local
+  paths, so a clone of the repository can follow it; unchanged otherwise (gs://, elsewhere)."""
+  if '://' in path or '://' in folder:
+    return path
+  return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+
+def resolve(path, folder):
+  """Inverse of relative_to: a recorded path read back from a results file in `folder`."""
+  if '://' in path or os.path.isabs(path):
+    return path
+  return os.path.join(folder, path)
 
 
 class Checkpoints:
@@ -106,21 +183,47 @@ class Checkpoints:
     self._temp = None if chief else tempfile.mkdtemp(prefix='worker_checkpoints_')
     self.manager = tf.train.CheckpointManager(self.checkpoint, self._temp or self.chief_dir,
                                               max_to_keep=max_to_keep)
+    self.step = 0  # of the last checkpoint restored or written
 
-  def restore(self):
-    """Restores the chief's latest checkpoint, if any; returns its step (0 if none)."""
-    latest = tf.train.latest_checkpoint(self.chief_dir)
-    if latest is None:
-      return 0
-    try:
-      self.checkpoint.restore(latest).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-      raise RunDirError(f'{latest} does not match this model ({str(e).splitlines()[0]}); '
-                        f'delete {self.chief_dir} to start over.') from None
-    return int(self.optimizer.iterations.numpy())
+  def restore(self, log=print):
+    """Restores the newest of the chief's checkpoints that reads back; returns its step (0 if
+    none). One torn by a kill or a full disk is passed over with one line."""
+    state = tf.train.get_checkpoint_state(self.chief_dir)
+    candidates = list(reversed(state.all_model_checkpoint_paths)) if state else []
+    failures = []
+    for prefix in candidates:
+      try:
+        self.checkpoint.restore(prefix).assert_existing_objects_matched()
+      except AssertionError as e:  # read back, but holds another model's variables
+        raise RunDirError(f'{prefix} does not match this model ({str(e).splitlines()[0]}); '
+                          f'delete {self.chief_dir} to start over.') from None
+      except (IndexError, ValueError, OSError, tf.errors.OpError) as e:
+        failures.append(f'{os.path.basename(prefix)}: {_first_line(e)}')
+        continue
+      self.step = int(self.optimizer.iterations.numpy())
+      if failures:
+        log(f'warning: {"; ".join(failures)} (unreadable, probably torn by a kill or a full '
+            f'disk); resuming from {os.path.basename(prefix)} (step {self.step}) instead.',
+            flush=True)
+      return self.step
+    if failures:
+      raise RunDirError(f'no checkpoint in {self.chief_dir} reads back ({"; ".join(failures)}); '
+                        f'delete {self.chief_dir} to train this run from the start.')
+    return 0
 
   def save(self, step):
-    self.manager.save(checkpoint_number=step)
+    try:
+      self.manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as e:
+      where = f'checkpoint ckpt-{step} under {self.chief_dir}'
+      resume = (f'it resumes from step {self.step}' if self.step
+                else 'it starts again from step 0')
+      if out_of_space(e):
+        raise RunDirError(f'no space left on the device while writing {where}; free space and '
+                          f'rerun the same command: {resume}.') from None
+      raise RunDirError(f'cannot write {where} ({_first_line(e)}); make it writable and rerun '
+                        f'the same command: {resume}.') from None
+    self.step = step
 
   def close(self):
     if self._temp:

@@ -24,6 +24,7 @@ import data
 from models import keras_multi_worker
 from models import recipes
 from models import run_files
+from models import run_lock
 from models.losses import SmoothedCrossEntropy
 from models.optimizers import MomentumSGD
 from models.run_files import RunDirError  # pylint: disable=unused-import  (re-exported)
@@ -229,8 +230,20 @@ def load_trained(run_dir):
     raise RunDirError(f'{run_dir} has not finished (no model.weights.h5); train it to the end '
                       'first.')
   model = build_for(config)
-  model.load_weights(weights)
+  load_weights(model, weights)
   return model, config, data_dir
+
+
+def load_weights(model, path):
+  """model.load_weights(path), with one line naming the file when it does not read back."""
+  try:
+    model.load_weights(path)
+  except (OSError, ValueError, KeyError) as e:
+    raise run_files.unreadable(
+        path, f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}',
+        'delete it and results.json beside it and rerun the command that trained this run: it '
+        'saves the weights again from the final checkpoint (or trains again where there is '
+        'none)') from None
 
 
 def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
@@ -274,7 +287,7 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
   non-finite loss raises TrainingDivergedError."""
   chief = run_files.is_chief(strategy)
   checkpoints = run_files.Checkpoints(model, trained.optimizer, output_dir, chief)
-  start = checkpoints.restore()
+  start = checkpoints.restore(log)
   log(f'{describe}: {steps} steps of {config.batch_size} ({model.count_params():,} parameters, '
       f'{strategy.num_replicas_in_sync} replica(s), {config.dtype_policy}); starting at step '
       f'{start}.', flush=True)
@@ -319,46 +332,55 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
   results_path = os.path.join(output_dir, 'results.json')
   if run_files.gfile.exists(results_path):
     return run_files.read_json(results_path)
-  steps = recipes.total_steps(config, num_train)
-  objective = objective() if objective else classifier_objective(config)
+  with run_lock.hold(output_dir, chief, log):  # one writer: a second copy refuses at once
+    steps = recipes.total_steps(config, num_train)
+    objective = objective() if objective else classifier_objective(config)
 
-  def build():
-    model = build_for(config)
-    trained = objective.wrap(model)
-    compile_model(trained, config, steps, jit_compile,
-                  loss=None if trained is model else objective.loss)
-    return model, trained
-  model, trained = build_under_policy(config, strategy, build)
-  began = time.time()
-  done = fit_resumably(
-      model, trained, config, output_dir, steps,
-      lambda start: objective.train_dataset(data_dir, start), strategy=strategy,
-      checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
-      callbacks=callbacks,
-      describe=f'{config.model} on {config.dataset}, alpha={config.label_smoothing}')
-  if done < steps:
-    return {'steps_trained': done, 'finished': False}
-  results = {'config': config_to_json(config), 'steps_trained': done, 'finished': True,
-             **objective.results,
-             'train_seconds_this_session': round(time.time() - began, 1)}
-  if not chief:  # the chief evaluates and writes; the other workers only helped train
+    def build():
+      model = build_for(config)
+      trained = objective.wrap(model)
+      compile_model(trained, config, steps, jit_compile,
+                    loss=None if trained is model else objective.loss)
+      return model, trained
+    model, trained = build_under_policy(config, strategy, build)
+    began = time.time()
+    done = fit_resumably(
+        model, trained, config, output_dir, steps,
+        lambda start: objective.train_dataset(data_dir, start), strategy=strategy,
+        checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
+        callbacks=callbacks,
+        describe=f'{config.model} on {config.dataset}, alpha={config.label_smoothing}')
+    if done < steps:
+      return {'steps_trained': done, 'finished': False}
+    results = {'config': config_to_json(config), 'steps_trained': done, 'finished': True,
+               **objective.results,
+               'train_seconds_this_session': round(time.time() - began, 1)}
+    if not chief:  # the chief evaluates and writes; the other workers only helped train
+      return results
+    model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
+    results['metrics'] = evaluate(model, config, data_dir, output_dir)
+    run_files.write_json(results_path, results)
     return results
-  model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
-  results['metrics'] = evaluate(model, config, data_dir, output_dir)
-  run_files.write_json(results_path, results)
-  return results
 
 
-def run_logits(run_dir, data_dir=None):
+def run_logits(run_dir, data_dir=None, log=print):
   """(config, {'validation': (logits, labels), 'test': (logits, labels)}) of a finished run.
 
-  Reads logits.npz, or recomputes it from model.weights.h5 when it is missing.
+  Reads logits.npz, or recomputes it from model.weights.h5 when it is missing or unreadable.
   """
   path = os.path.join(run_dir, 'logits.npz')
   config, stored_data_dir = read_run_config(run_dir)
-  if not run_files.gfile.exists(path):
+  try:
+    values = run_files.read_npz(path) if run_files.gfile.exists(path) else None
+  except RunDirError:
+    if not run_files.gfile.exists(os.path.join(run_dir, 'model.weights.h5')):
+      raise
+    log(f'note: {path} does not read back as an .npz archive; recomputing it from '
+        'model.weights.h5 beside it.', flush=True)
+    values = None
+  if values is None:
     model, _, _ = load_trained(run_dir)
     evaluate(model, config, data_dir or stored_data_dir, run_dir)
-  values = run_files.read_npz(path)
+    values = run_files.read_npz(path)
   return config, {s: (values[s], values[s + '_labels']) for s in ('validation', 'test')
                   if s in values}

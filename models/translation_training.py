@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import translation
-from models import recipes, run_files, training
+from models import recipes, run_files, run_lock, training
 from models.losses import TokenCrossEntropy
 from models.optimizers import T2TSchedule
 from models.transformer import Transformer
@@ -58,7 +58,7 @@ def load_trained(run_dir):
   training.finished_results(run_dir)
   vocab = translation.Vocabulary(os.path.join(run_dir, VOCABULARY))
   model = build_model(config, vocab.size)
-  model.load_weights(os.path.join(run_dir, 'model.weights.h5'))
+  training.load_weights(model, os.path.join(run_dir, 'model.weights.h5'))
   return model, vocab, config, data_dir
 
 
@@ -72,6 +72,13 @@ def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_c
   results_path = os.path.join(output_dir, 'results.json')
   if run_files.gfile.exists(results_path):
     return run_files.read_json(results_path)
+  with run_lock.hold(output_dir, chief, log):  # one writer: a second copy refuses at once
+    return _train(config, output_dir, data_dir, strategy, jit_compile, checkpoint_every, log,
+                  stop_after_steps, chief)
+
+
+def _train(config, output_dir, data_dir, strategy, jit_compile, checkpoint_every, log,
+           stop_after_steps, chief):
   vocab = vocabulary(config, output_dir, data_dir, chief)
   english, german = translation.read_parallel(config.dataset, 'train', data_dir)
   sources, targets = translation.encode_pairs(vocab, english, german)
@@ -97,5 +104,5 @@ def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_c
              'train_seconds_this_session': round(time.time() - began, 1)}
   if chief:
     model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
-    run_files.write_json(results_path, results)
+    run_files.write_json(os.path.join(output_dir, 'results.json'), results)
   return results
