@@ -6,46 +6,53 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 from models import run_files
 
-GROUPS = {  # group -> (legend, panel, style)
-    'teacher': ('teacher (ResNet-56), trained with alpha', 0, 'o-'),
-    'student_baseline': ('student (AlexNet), trained with alpha', None, 's--'),
-    'student_hard_teacher': ('student distilled from hard-target teacher at T', 1, '^-'),
-    'student_smoothed_teacher': ('student distilled from smoothed teacher, T=1', 1, 'v-'),
+GROUPS = {  # group -> (legend, style)
+    'teacher': ('teacher (ResNet-56) trained with alpha', 'o-'),
+    'student_baseline': ('student (AlexNet) trained with alpha', 's--'),
+    'student_hard_teacher': ('student distilled from the hard-target teacher at T', '^-'),
+    'student_smoothed_teacher': ('student distilled from a smoothed teacher, T = 1', 'v-'),
 }
 
 
 def summarize(points, split):
-  """{group: [(x, mean gamma, mean accuracy %, std, n)]} averaged over seeds per setting."""
+  """{group: [{setting, gamma, mean, min, max, n}]} over seeds per setting (accuracy in %),
+  ordered by gamma."""
   out = {}
   for group in GROUPS:
-    settings = sorted({p['setting'] for p in points if p['group'] == group})
     rows = []
-    for setting in settings:
+    for setting in sorted({p['setting'] for p in points if p['group'] == group}):
       sel = [p for p in points if p['group'] == group and p['setting'] == setting]
       acc = np.array([100 * p['accuracy'][split] for p in sel])
-      rows.append((setting, float(np.mean([p['gamma'] for p in sel])), float(acc.mean()),
-                   float(acc.std(ddof=1)) if len(acc) > 1 else 0.0, len(acc)))
-    out[group] = sorted(rows, key=lambda r: r[1])
+      rows.append({'setting': setting, 'gamma': float(np.mean([p['gamma'] for p in sel])),
+                   'mean': float(acc.mean()), 'min': float(acc.min()),
+                   'max': float(acc.max()), 'n': len(acc)})
+    out[group] = sorted(rows, key=lambda r: r['gamma'])
   return out
 
 
 def distillation_figure(points, path_stem, split='validation'):
-  """Left: teacher and student baseline vs gamma; right: distilled students and the baseline."""
+  """The paper's Figure 5: the four curves against gamma, mean over seeds with min-max bars
+  (a point of one seed is drawn hollow)."""
   summary = summarize(points, split)
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  for group, (legend, panel, style) in GROUPS.items():
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  for group, (legend, style) in GROUPS.items():
     rows = summary[group]
     if not rows:
       continue
-    for ax in (axes if panel is None else [axes[panel]]):
-      ax.errorbar([r[1] for r in rows], [r[2] for r in rows], yerr=[r[3] for r in rows],
-                  fmt=style, ms=4, capsize=2, label=legend)
-  for ax, title in zip(axes, ('teacher and student trained with label smoothing',
-                              'students distilled')):
-    ax.set_xlabel('smoothness index gamma')
-    ax.set_ylabel(f'{split} accuracy (%)')
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    x, mean = [r['gamma'] for r in rows], [r['mean'] for r in rows]
+    line, = ax.plot(x, mean, style, ms=5, lw=1.2, label=legend)
+    ax.errorbar(x, mean, yerr=[[r['mean'] - r['min'] for r in rows],
+                               [r['max'] - r['mean'] for r in rows]],
+                fmt='none', ecolor=line.get_color(), capsize=3, lw=1)
+    single = [r for r in rows if r['n'] == 1]
+    ax.plot([r['gamma'] for r in single], [r['mean'] for r in single], style[0], ms=5,
+            mfc='white', color=line.get_color())
+  ax.set_xlabel('smoothness index gamma')
+  ax.set_ylabel(f'{split} accuracy (%)')
+  seeds = sorted({r['n'] for rows in summary.values() for r in rows})
+  ax.set_title(f'CIFAR-10 distillation; mean and min-max over seeds (seeds per point: '
+               f'{", ".join(map(str, seeds))}; hollow: one seed)', fontsize=8)
+  ax.legend(fontsize=7)
   fig.tight_layout()
   run_files.save_figure(fig, path_stem)
   return fig, summary

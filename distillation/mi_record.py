@@ -93,6 +93,17 @@ class MutualInformationRecord(keras.callbacks.Callback):
       self._estimate(step)
 
 
+def recorder(config, run_dir, classes, every, data_dir=None, examples_per_class=300, num_draws=5,
+             seed=0, in_sample=False):
+  """callbacks(chief) for training.train_and_evaluate: the run's record of I_hat for `classes`
+  (the first `examples_per_class` training examples of each), every `every` steps."""
+  images, _ = select_examples(config.dataset, classes, examples_per_class, data_dir,
+                              config.validation_size)
+  return lambda chief: [MutualInformationRecord(
+      run_dir, images, classes, config.preprocessing, every, num_draws, seed, in_sample, chief,
+      os.path.join(run_dir, 'tensorboard', 'mutual_information'))]
+
+
 def load_record(run_dir, settings=None):
   """The record of a run ({'settings', 'points'}; empty if none). With `settings`, a record
   made with other settings is refused rather than continued."""

@@ -24,26 +24,15 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  import keras  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from experiments.timing import steady_step_seconds  # pylint: disable=g-import-not-at-top
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
+  from experiments.timing import recipe_step_seconds  # pylint: disable=g-import-not-at-top
+  from models import recipes  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
   for name in FLAGS.models:
     rates = {}
     for policy in FLAGS.dtype_policies:
       config = recipes.recipe(name, train_steps=1000, dtype_policy=policy)
-      keras.backend.clear_session()
-      keras.config.set_dtype_policy(policy)
-      with strategy.scope():
-        model = training.build_for(config)
-        training.compile_model(model, config, 1000, FLAGS.jit_compile)
-      shape = (config.batch_size,) + model.input_shape[1:]
-      x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-      y = np.zeros(config.batch_size, np.int32)
-      ds = tf.data.Dataset.from_tensors((x, y)).repeat()
-      seconds = steady_step_seconds(model, ds, FLAGS.steps)
+      seconds, _ = recipe_step_seconds(config, strategy, FLAGS.steps,
+                                       jit_compile=FLAGS.jit_compile)
       rates[policy] = config.batch_size / seconds
       print(f'{name:9s} {policy:15s} batch {config.batch_size:4d} {seconds * 1000:8.1f} ms/step '
             f'{rates[policy]:9,.0f} examples/s ({strategy.num_replicas_in_sync} replica(s))',
@@ -51,7 +40,6 @@ def main(argv):
     if len(rates) == 2:
       print(f'{name:9s} mixed_bfloat16 / float32 speed: '
             f'{rates["mixed_bfloat16"] / rates["float32"]:.2f}x', flush=True)
-  keras.config.set_dtype_policy('float32')
 
 
 if __name__ == '__main__':

@@ -1,11 +1,13 @@
 r"""Paper Figure 5: ResNet-56 teachers and AlexNet students on CIFAR-10 against gamma.
 
   python -m experiments.distill_cifar10 --output_dir=results/cifar10_distillation
-Trains, per seed: teachers for each alpha; AlexNet students trained with each alpha (no
-distillation); students distilled (beta = 1, student T = 1) from the hard-target teacher at each
-temperature; and from each smoothed teacher at T = 1. Each point is a resumable run directory:
-a killed sweep continues where it stopped and finished points are reused. Recipe flags
-(--train_steps, --batch_size, ...) shorten teachers and students alike for smoke runs.
+  python -m experiments.distill_cifar10 --preset=standin_reduced \
+      --data_dir=/work/data/cifar10_jpeg --output_dir=results/cifar10_resnet56_standin
+Prints the plan first (every run in order, finished / resumed / new, an estimate from step
+times measured at start), then trains teachers, the student grid, the contrast seeds and the
+cached-outputs check (experiments/distillation_section.py says what each is). Each point is a
+resumable run directory: a killed sweep continues where it stopped and finished points are
+reused, as are finished runs with the same config given in --reuse_dirs.
 """
 import os
 
@@ -13,76 +15,156 @@ from absl import flags
 
 from experiments import common
 
+# The reduced schedule that fits a 2-core machine, on the CIFAR-10 stand-in: one teacher seed on
+# 16k of the 64k steps (drops kept at 1/2 and 3/4) recording Figure 6 every 500 steps, students
+# on 30k of the 390k steps with cached teacher outputs, three contrast seeds.
+PRESETS = {
+    'standin_reduced': dict(
+        teacher_alphas=['0', '0.3', '0.6'], temperatures=['1', '2', '4', '8', '16'],
+        num_seeds=1, contrast_seeds=['1', '2'], teacher_train_steps=16_000,
+        student_train_steps=30_000, teacher_outputs='cached', mi_every=500,
+        on_the_fly_temperatures=['4']),
+}
+
 flags.DEFINE_string('output_dir', None, 'Sweep directory.')
 flags.mark_flag_as_required('output_dir')
+flags.DEFINE_enum('preset', None, list(PRESETS), 'Defaults for a reduced run (flags typed on '
+                  'the command line win): standin_reduced = ' + str(PRESETS['standin_reduced']))
 common.define_number_list('teacher_alphas', ['0', '0.15', '0.3', '0.45', '0.6', '0.75'],
                           'Label smoothing of the teachers (and the student baselines).',
                           lower=0.0, upper=1.0)
 common.define_number_list('temperatures', ['1', '2', '3', '4', '8', '12', '16'],
                           'Temperatures for distilling from the hard-target teacher.', lower=1e-6)
-flags.DEFINE_integer('num_seeds', 5, 'Seeds per point (paper: 5).', lower_bound=1)
+flags.DEFINE_integer('num_seeds', 5, 'Seeds of the whole grid (paper: 5).', lower_bound=1)
+common.define_number_list('contrast_seeds', [], 'Further student seeds of the three matched '
+                          'points (best temperature, nearest baseline, nearest smoothed '
+                          'teacher), for paired verdicts; teachers are not retrained.',
+                          kind=int, lower=0)
+flags.DEFINE_integer('teacher_train_steps', None, 'Teacher steps (default: --train_steps, else '
+                     'the recipe\'s 64k).', lower_bound=1)
+flags.DEFINE_integer('student_train_steps', None, 'Student steps (default: --train_steps, else '
+                     'the recipe\'s 390k).', lower_bound=1)
 flags.DEFINE_enum('teacher_outputs', 'on_the_fly', ['on_the_fly', 'cached'],
                   'on_the_fly: the teacher sees the student\'s own augmented example (same crop '
                   'offset and flip); cached: teacher logits of the clean training images, '
                   'computed once (faster, an approximation for augmented students).')
+common.define_number_list('on_the_fly_temperatures', [], 'With cached outputs: also train the '
+                          'first seed\'s hard-teacher student at these T with the teacher on '
+                          'the fly, to measure what caching changes.', lower=1e-6)
+flags.DEFINE_integer('mi_every', None, 'Teachers also record Figure 6 (airplane and dog, N = '
+                     '600, L = 5) every this many steps (unset: no record).', lower_bound=1)
+flags.DEFINE_integer('mi_examples_per_class', 300, 'Training examples per class in that record '
+                     '(paper: 300).', lower_bound=2)
+flags.DEFINE_list('reuse_dirs', [], 'Finished runs used in place of planned points with the '
+                  'same config (e.g. an experiments.train AlexNet baseline).')
+flags.DEFINE_boolean('dry_run', False, 'Print the plan and stop.')
 flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split plotted (paper: the '
                   '10k validation split).')
 common.define_training_flags()
 FLAGS = flags.FLAGS
 
+MI_CLASSES = (0, 5)  # airplane and dog, as experiments.mutual_information_cifar10
 
-def plan(output_dir, alphas, temperatures, seeds, teacher_outputs='on_the_fly'):
-  """[(group, setting, seed, model, run_dir, extra recipe fields)] in training order."""
-  students = dict(teacher_outputs=teacher_outputs)
-  def teacher_dir(alpha, seed):
-    return os.path.join(output_dir, 'teachers', f'alpha_{alpha:g}_seed_{seed}')
-  runs = []
-  for seed in seeds:
-    runs += [('teacher', a, seed, 'resnet56', teacher_dir(a, seed), dict(label_smoothing=a))
-             for a in alphas]
-    runs += [('student_baseline', a, seed, 'alexnet',
-              os.path.join(output_dir, 'students_baseline', f'alpha_{a:g}_seed_{seed}'),
-              dict(label_smoothing=a)) for a in alphas]
-    runs += [('student_hard_teacher', t, seed, 'alexnet',
-              os.path.join(output_dir, 'students_hard_teacher', f'T_{t:g}_seed_{seed}'),
-              dict(teacher_dir=teacher_dir(0.0, seed), distill_temperature=t, **students))
-             for t in temperatures]
-    runs += [('student_smoothed_teacher', a, seed, 'alexnet',
-              os.path.join(output_dir, 'students_smoothed_teacher', f'alpha_{a:g}_seed_{seed}'),
-              dict(teacher_dir=teacher_dir(a, seed), **students)) for a in alphas if a > 0]
-  return runs
+
+def _apply_preset():
+  for name, value in PRESETS.get(FLAGS.preset, {}).items():
+    if not FLAGS[name].present:
+      FLAGS[name].value = value
+
+
+def _measure(runs, strategy):
+  """Step seconds of each model the plan still trains, and a teacher's forward pass."""
+  from experiments import timing  # pylint: disable=g-import-not-at-top
+  from models import recipes, training  # pylint: disable=g-import-not-at-top
+  measured = {}
+  for run in runs:
+    model = run.config.model
+    if model not in measured:
+      measured[model], built = timing.recipe_step_seconds(run.config, strategy, steps=5,
+                                                          warmup=2)
+      if model == 'resnet56':
+        measured['teacher_forward'] = timing.inference_seconds(built,
+                                                               run.config.batch_size)
+  if any(r.config.teacher_outputs == 'on_the_fly' and r.config.teacher_dir for r in runs):
+    measured.setdefault('teacher_forward', measured.get('resnet56') or timing.inference_seconds(
+        training.build_for(recipes.recipe('resnet56', dataset='cifar10')),
+        runs[0].config.batch_size))
+  measured.setdefault('alexnet', 0.0)
+  return measured
+
+
+def _train(run, num_train, queued_seconds, kwargs):
+  from distillation import mi_record, train_student  # pylint: disable=g-import-not-at-top
+  from models import training  # pylint: disable=g-import-not-at-top
+  if run.config.teacher_dir:
+    return train_student(run.config, run.run_dir, queued_seconds=queued_seconds, **kwargs)
+  callbacks = None
+  if run.group == 'teacher' and FLAGS.mi_every:
+    callbacks = mi_record.recorder(run.config, run.run_dir, MI_CLASSES, FLAGS.mi_every,
+                                   kwargs['data_dir'], FLAGS.mi_examples_per_class)
+  return training.train_and_evaluate(run.config, run.run_dir, callbacks=callbacks,
+                                     queued_seconds=queued_seconds, **kwargs)
+
+
+def _train_all(runs, num_train, step_seconds, later, kwargs, points):
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+  left = [section.estimated_seconds(r, num_train, step_seconds) for r in runs]
+  for i, run in enumerate(runs):
+    print(f'[{run.name}] {run.run_dir}', flush=True)
+    results = _train(run, num_train, sum(left[i + 1:]) + later, kwargs)
+    if not results.get('finished'):
+      return False  # --stop_after_steps: the sweep stops here, as a kill would
+    points.append(section.point(run, results, FLAGS.output_dir))
+  return True
 
 
 def main(argv):
   del argv
-  from distillation import figures, train_student  # pylint: disable=g-import-not-at-top
-  from models import recipes, run_files, training  # pylint: disable=g-import-not-at-top
+  import data  # pylint: disable=g-import-not-at-top
+  from distillation import figures  # pylint: disable=g-import-not-at-top
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+  from models import run_files  # pylint: disable=g-import-not-at-top
+  _apply_preset()
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
-  base = dict(common.recipe_overrides(), dataset='cifar10', label_smoothing=0.0,
-              distillation='soft', distill_beta=1.0, student_temperature=1.0)
+  seeds = list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds))
+  grid = section.Grid(
+      FLAGS.output_dir, alphas, [float(t) for t in FLAGS.temperatures], seeds, seeds,
+      dict(common.recipe_overrides(), dataset='cifar10', label_smoothing=0.0,
+           distillation='soft', distill_beta=1.0, student_temperature=1.0),
+      FLAGS.teacher_train_steps or FLAGS.train_steps,
+      FLAGS.student_train_steps or FLAGS.train_steps, FLAGS.teacher_outputs,
+      section.reuse_index(FLAGS.reuse_dirs))
+  contrast_seeds = [int(s) for s in FLAGS.contrast_seeds]
+  runs = grid.grid_runs() + [grid.run('student_on_the_fly', float(t), seeds[0])
+                             for t in FLAGS.on_the_fly_temperatures]
   kwargs = common.train_kwargs()
+  num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
+  todo = [r for r in runs if section.remaining_steps(r, num_train)]
+  step_seconds = _measure(todo or runs[:1], kwargs['strategy'])
+  later = section.contrast_seconds(grid, num_train, step_seconds, 3 * len(contrast_seeds))
+  print('\n'.join(section.plan_lines(runs, num_train, step_seconds,
+                                     (3 * len(contrast_seeds), contrast_seeds, later))),
+        flush=True)
+  if FLAGS.dry_run:
+    return
   points = []
-  runs = plan(FLAGS.output_dir, alphas, [float(t) for t in FLAGS.temperatures],
-              range(FLAGS.num_seeds), FLAGS.teacher_outputs)
-  for i, (group, setting, seed, model, run_dir, extra) in enumerate(runs):
-    print(f'[{i + 1}/{len(runs)}] {group} {setting:g} seed {seed}', flush=True)
-    config = recipes.recipe(model, **dict(base, seed=seed, **extra))
-    train = train_student if config.teacher_dir else training.train_and_evaluate
-    results = train(config, run_dir, **kwargs)
-    points.append({'group': group, 'setting': setting, 'seed': seed,
-                   'run_dir': run_files.relative_to(run_dir, FLAGS.output_dir),
-                   'gamma': results.get('teacher_smoothness_index', config.label_smoothing),
-                   'accuracy': {s: m['accuracy'] for s, m in results['metrics'].items()}})
+  if not _train_all(runs, num_train, step_seconds, later, kwargs, points):
+    return
+  contrasts = section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
+  if contrasts:
+    print('contrast points: ' + ', '.join(r.name for r in contrasts), flush=True)
+  if not _train_all(contrasts, num_train, step_seconds, 0.0, kwargs, points):
+    return
   _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
                                            FLAGS.split)
-  run_files.write_json(os.path.join(FLAGS.output_dir, 'points.json'),
-                       {'split': FLAGS.split, 'points': points, 'summary': summary})
-  for group, rows in summary.items():
-    for setting, gamma, acc, std, n in rows:
-      print(f'{group:26s} {setting:6g} gamma {gamma:.3f} {FLAGS.split} accuracy {acc:.2f} '
-            f'+- {std:.2f} ({n} seeds)')
+  found = section.findings(points, FLAGS.split)
+  run_files.write_json(os.path.join(FLAGS.output_dir, 'points.json'), {
+      'split': FLAGS.split, 'points': points, 'summary': summary, 'findings': found,
+      'on_the_fly_check': section.on_the_fly_check(points, FLAGS.split)})
+  from experiments import report  # pylint: disable=g-import-not-at-top
+  print('\n'.join(report.cifar10_distillation_section(FLAGS.output_dir)))
 
 
 if __name__ == '__main__':

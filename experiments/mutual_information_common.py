@@ -33,17 +33,6 @@ def run(model, dataset, classes, every):
                            classes=[str(c) for c in classes], every=every)
 
 
-def _recorder(config, run_dir, classes):
-  """callbacks(chief) for train_and_evaluate: the run's mutual-information record."""
-  from distillation import mi_record  # pylint: disable=g-import-not-at-top
-  images, _ = mi_record.select_examples(config.dataset, classes, FLAGS.examples_per_class,
-                                        FLAGS.data_dir, config.validation_size)
-  return lambda chief: [mi_record.MutualInformationRecord(
-      run_dir, images, classes, config.preprocessing, FLAGS.every, FLAGS.num_draws,
-      FLAGS.mi_seed, FLAGS.in_sample, chief,
-      os.path.join(run_dir, 'tensorboard', 'mutual_information'))]
-
-
 def _main(argv):
   del argv
   import data  # pylint: disable=g-import-not-at-top
@@ -61,8 +50,10 @@ def _main(argv):
     for alpha in [float(a) for a in FLAGS.alphas]:
       config = recipes.recipe(FLAGS.model, **common.recipe_overrides(label_smoothing=alpha))
       run_dir = os.path.join(FLAGS.output_dir, sweep.run_dir_name(alpha, config.seed))
-      training.train_and_evaluate(config, run_dir, callbacks=_recorder(config, run_dir, classes),
-                                  **common.train_kwargs())
+      callbacks = mi_record.recorder(config, run_dir, classes, FLAGS.every, FLAGS.data_dir,
+                                     FLAGS.examples_per_class, FLAGS.num_draws, FLAGS.mi_seed,
+                                     FLAGS.in_sample)
+      training.train_and_evaluate(config, run_dir, callbacks=callbacks, **common.train_kwargs())
       run_dirs.append(run_dir)
   curves, points = [], {}
   for run_dir in run_dirs:

@@ -126,6 +126,39 @@ def distillation_section(results_dir):
   return lines
 
 
+def cifar10_distillation_section(results_dir):
+  """Figure 5: accuracy against gamma for teachers and students, and the paper's findings."""
+  lines = []
+  for where, table in _load_all(results_dir, 'points.json'):
+    split = table['split']
+    lines += _heading(results_dir, where, f'### CIFAR-10 distillation, Figure 5 ({where}, '
+                      f'{split} accuracy %)')
+    lines += [f'![Figure 5]({os.path.join(where, "figure5.png")})', '']
+    lines += _table_head(['curve', 'setting', 'gamma', 'mean [min, max]', 'seeds'])
+    for group, rows in table['summary'].items():
+      for r in rows:
+        spread = f' [{r["min"]:.2f}, {r["max"]:.2f}]' if r['n'] > 1 else ''
+        lines.append(_row([group.replace('_', ' '), f'{r["setting"]:g}', f'{r["gamma"]:.3f}',
+                           f'{r["mean"]:.2f}{spread}', str(r['n'])]))
+    found = table.get('findings', {})
+    lines += ['', 'Paper findings (Section 4, Figure 5):', '']
+    for key in ('teacher_improves', 'every_temperature_beats_baseline'):
+      if key in found:
+        f = found[key]
+        lines.append(f'- {f["text"]}: {f["observed"]}: **{f["verdict"]}**.')
+    paired = found.get('paired')
+    for claim in (paired or {}).get('claims', []):
+      lines.append(f'- {claim["text"]}: {claim["first"]} - {claim["second"]} over '
+                   f'{claim["n"]} seed(s): {claim["mean"]:+.2f} +- {claim["std"]:.2f} points '
+                   f'(two-sided paired p = {claim["p_value"]:.3f}): **{claim["verdict"]}**.')
+    for row in table.get('on_the_fly_check', []):
+      lines.append(f'- cached teacher outputs against the teacher on the fly (T = '
+                   f'{row["temperature"]:g}, seed {row["seed"]}): {row["cached"]:.2f} vs '
+                   f'{row["on_the_fly"]:.2f} ({row["cached"] - row["on_the_fly"]:+.2f}).')
+    lines.append('')
+  return lines
+
+
 def penultimate_section(results_dir):
   """The paper's claim: with label smoothing, tighter clusters at equal distances."""
   lines = []
@@ -194,7 +227,7 @@ def translation_section(results_dir):
 
 
 SECTIONS = (accuracy_section, penultimate_section, calibration_section, distillation_section,
-            mutual_information_section, translation_section)
+            cifar10_distillation_section, mutual_information_section, translation_section)
 
 
 def build_report(results_dir):

@@ -165,6 +165,12 @@ def resolve(path, folder):
   return os.path.join(folder, path)
 
 
+def latest_checkpoint_step(run_dir):
+  """The step of the run's latest checkpoint (0 when it has none)."""
+  latest = tf.train.latest_checkpoint(os.path.join(run_dir, CHECKPOINTS))
+  return int(latest.rsplit('-', 1)[1]) if latest else 0
+
+
 class Checkpoints:
   """Model and optimizer state at a step, saved by every worker and restored from the chief's.
 

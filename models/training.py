@@ -143,10 +143,11 @@ def _likely_fix(config):
 class _Progress(keras.callbacks.Callback):
   """Checkpoints every chunk, stops at the last step or a non-finite loss, prints an ETA."""
 
-  def __init__(self, checkpoints, total, start, config, log=print):
+  def __init__(self, checkpoints, total, start, config, log=print, queued_seconds=0.0):
     super().__init__()
     self.checkpoints, self.total, self.config, self.log = checkpoints, total, config, log
     self.start_step, self.start_time, self.last_saved = start, time.time(), start
+    self.queued_seconds = queued_seconds  # a sweep's estimated work after this run
 
   def _step(self):
     return int(self.model.optimizer.iterations.numpy())
@@ -171,8 +172,11 @@ class _Progress(keras.callbacks.Callback):
     eta = (self.total - step) / max(rate, 1e-9)
     metrics = ' '.join(f'{k}={v:.4f}' for k, v in (logs or {}).items())
     unit = getattr(self.config, 'BATCH_UNIT', 'examples')
+    sweep = (f', sweep eta {(eta + self.queued_seconds) / 3600:.1f} h' if self.queued_seconds
+             else '')
     self.log(f'step {step}/{self.total} ({100.0 * step / self.total:.0f}%) {metrics} '
-             f'{rate * self.config.batch_size:.0f} {unit}/s, eta {eta / 60:.1f} min', flush=True)
+             f'{rate * self.config.batch_size:.0f} {unit}/s, eta {eta / 60:.1f} min{sweep}',
+             flush=True)
 
 
 def predict_logits(model, dataset):
@@ -280,7 +284,7 @@ def build_under_policy(config, strategy, build):
 
 def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, strategy,
                   checkpoint_every=1000, log=print, stop_after_steps=None, callbacks=None,
-                  describe=''):
+                  describe='', queued_seconds=0.0):
   """Trains `trained` (whose variables include `model`'s) up to `steps` from the last
   checkpoint in output_dir; returns the step reached. train_dataset(start) is the stream from
   step `start`. Checkpoints, TensorBoard and progress go to output_dir (the chief's only); a
@@ -299,7 +303,7 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
       chunk = min(checkpoint_every, stop)
       trained.fit(train_dataset(start), epochs=-(-stop // chunk), initial_epoch=start // chunk,
                   steps_per_epoch=chunk, verbose=0, shuffle=False,
-                  callbacks=[_Progress(checkpoints, stop, start, config, log),
+                  callbacks=[_Progress(checkpoints, stop, start, config, log, queued_seconds),
                              keras.callbacks.TensorBoard(log_dir),
                              *(callbacks(chief) if callbacks else [])])
   finally:
@@ -311,15 +315,16 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
 
 def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
                        checkpoint_every=1000, log=print, stop_after_steps=None, objective=None,
-                       callbacks=None):
+                       callbacks=None, queued_seconds=0.0):
   """Trains `config` into `output_dir` (resuming from its last checkpoint) and returns results.
 
   A finished run (results.json present) is not retrained. stop_after_steps ends training
   early at that step without evaluating, as a kill would. `objective` is a function returning
   the run's Objective, called only if the run trains; a student (config.teacher_dir set) needs
   one (distillation.train_student passes it). `callbacks(chief)` returns extra Keras callbacks
-  (e.g. a mutual-information record); only the chief may write from them. A non-finite loss
-  raises TrainingDivergedError and writes no results.
+  (e.g. a mutual-information record); only the chief may write from them. queued_seconds: a
+  sweep's estimated work after this run, for the sweep ETA in progress lines. A non-finite
+  loss raises TrainingDivergedError and writes no results.
   """
   if config.teacher_dir and objective is None:
     raise ValueError('a student run (teacher_dir set) needs its objective; train it with '
@@ -348,7 +353,7 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
         model, trained, config, output_dir, steps,
         lambda start: objective.train_dataset(data_dir, start), strategy=strategy,
         checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
-        callbacks=callbacks,
+        callbacks=callbacks, queued_seconds=queued_seconds,
         describe=f'{config.model} on {config.dataset}, alpha={config.label_smoothing}')
     if done < steps:
       return {'steps_trained': done, 'finished': False}
