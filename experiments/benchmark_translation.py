@@ -1,12 +1,16 @@
 r"""Translation speed: training target tokens/s (steady state) and beam-search sentences/s.
 
   python -m experiments.benchmark_translation [--model=transformer_small] [--steps=20] \
-      [--sentences=200] [--beam_size=4] [--run_dir=FINISHED_TRANSLATION_RUN]
+      [--sentences=200] [--beam_size=4] [--fixed_steps=40] [--run_dir=FINISHED_TRANSLATION_RUN]
 Real Multi30k batches of the recipe's token budget with a freshly learned vocabulary (kept in
 --work_dir) and untrained weights, so decoding runs to the length limit more often than a
 trained model would (an upper bound on decoding time); with --run_dir, the finished run's
 model, vocabulary and recipe instead (the decoding speed of real evaluations).
+
+Decoding is also timed at a fixed number of steps (end of sentence disabled), the same work for
+any decoder, with its matmul GFLOP/s against this process's float32 matmul peak.
 """
+import statistics
 import time
 
 from absl import flags
@@ -18,6 +22,10 @@ flags.DEFINE_enum('model', 'transformer_small', ['transformer_small', 'transform
 flags.DEFINE_integer('steps', 20, 'Timed training steps (after 5 warm-up steps).', lower_bound=3)
 flags.DEFINE_integer('sentences', 200, 'Validation sentences decoded.', lower_bound=1)
 flags.DEFINE_integer('beam_size', 4, 'Beam size.', lower_bound=1)
+flags.DEFINE_integer('fixed_steps', 40, 'Steps of the fixed-length decoding measurement.',
+                     lower_bound=1)
+flags.DEFINE_integer('fixed_batch', 64, 'Sentences of the fixed-length decoding measurement.',
+                     lower_bound=1)
 flags.DEFINE_string('work_dir', '/tmp/benchmark_translation', 'Where the vocabulary is kept.')
 flags.DEFINE_string('run_dir', None, 'Time this finished translation run (trained weights).')
 common.define_data_flags()
@@ -30,7 +38,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from data import translation  # pylint: disable=g-import-not-at-top
   from experiments.timing import steady_step_seconds  # pylint: disable=g-import-not-at-top
-  from models import recipes, translation_eval, translation_training  # pylint: disable=g-import-not-at-top
+  from models import beam_search, recipes, translation_eval, translation_training  # pylint: disable=g-import-not-at-top
   if FLAGS.run_dir:
     model, vocab, config, _ = translation_training.load_trained(FLAGS.run_dir)
   else:
@@ -40,13 +48,27 @@ def main(argv):
   val_en, _ = translation.read_parallel(config.dataset, 'validation', FLAGS.data_dir)
   val_sources, _ = translation.encode_pairs(vocab, val_en[:FLAGS.sentences],
                                             val_en[:FLAGS.sentences])
-  translation_eval.translate(model, vocab, val_sources[:8], FLAGS.beam_size)  # traces the step
+  translation_eval.translate(model, vocab, val_sources[:8], FLAGS.beam_size)  # traces the search
   start = time.perf_counter()
   translation_eval.translate(model, vocab, val_sources, FLAGS.beam_size)
   rate = len(val_sources) / (time.perf_counter() - start)
   print(f'{config.model}: beam {FLAGS.beam_size} decoding {rate:.1f} sentences/s '
         f'({len(val_sources)} validation sentences; a 1,014-sentence set takes '
         f'{1014 / rate / 60:.1f} min per temperature)', flush=True)
+  fixed, _ = translation.encode_pairs(vocab, val_en[:FLAGS.fixed_batch],
+                                      val_en[:FLAGS.fixed_batch])
+  (source, _), _ = next(translation.evaluation_batches(fixed, fixed, len(fixed)))
+  decode = lambda: beam_search.beam_search(model, source, FLAGS.beam_size,
+                                           fixed_steps=FLAGS.fixed_steps)
+  seconds = _median_seconds(decode)
+  flops = _decoding_flops(model, len(fixed) * FLAGS.beam_size, source.shape[1], FLAGS.fixed_steps)
+  square = tf.random.stateless_normal([4096, 4096], (0, 0))
+  peak = 2 * 4096 ** 3 / _median_seconds(lambda: tf.matmul(square, square)[0, 0].numpy())
+  print(f'{config.model}: {FLAGS.fixed_steps} fixed steps (no end of sentence), '
+        f'{len(fixed)} sentences x beam {FLAGS.beam_size}: {len(fixed) / seconds:.1f} '
+        f'sentences/s, {1000 * seconds / FLAGS.fixed_steps:.1f} ms/step, '
+        f'{flops / seconds / 1e9:.1f} GFLOP/s of matmuls = {100 * flops / seconds / peak:.1f}% '
+        f'of the {peak / 1e9:.0f} GFLOP/s float32 4096x4096 matmul measured here', flush=True)
   english, german = translation.read_parallel(config.dataset, 'train', FLAGS.data_dir)
   sources, targets = translation.encode_pairs(vocab, english, german)
   translation_training.compile_model(model, config)  # trains: after the decoding
@@ -58,6 +80,29 @@ def main(argv):
   print(f'{config.model}: {seconds:.2f} s/step, {real_tokens:.0f} real target tokens/step, '
         f'{real_tokens / seconds:,.0f} target tokens/s ({model.count_params():,} parameters)',
         flush=True)
+
+
+def _median_seconds(run, repeats=3):
+  """Median wall time of `run` over `repeats` calls after one warm-up call."""
+  run()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    run()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def _decoding_flops(model, rows, source_length, steps):
+  """Matmul FLOPs (2 per multiply-add) of encoding `rows` sources and decoding `steps` steps,
+  as the Transformer computes them (self-attention over the whole preallocated cache)."""
+  d, ffn = model.d_model, model.decoder_blocks[0]['ffn'].hidden.units
+  attention = lambda projections, keys: 2 * (projections * d * d + 2 * keys * d)  # per query
+  encoder = len(model.encoder_blocks) * source_length * (attention(4, source_length) + 4 * d * ffn)
+  cross_keys_values = len(model.decoder_blocks) * source_length * attention(2, 0)
+  step = (len(model.decoder_blocks) * (attention(4, steps) + attention(2, source_length)
+                                       + 4 * d * ffn) + 2 * d * model.vocab_size)
+  return rows * (encoder + cross_keys_values + steps * step)
 
 
 if __name__ == '__main__':

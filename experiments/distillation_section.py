@@ -238,7 +238,8 @@ def paired_contrasts(points, split='validation'):
   t, alpha_baseline, alpha_smoothed = matched_contrast(points, split)
   keys = {('student_hard_teacher', t): f'hard teacher T={t:g}',
           ('student_baseline', alpha_baseline): f'baseline alpha={alpha_baseline:g}',
-          ('student_smoothed_teacher', alpha_smoothed): f'smoothed teacher alpha={alpha_smoothed:g}'}
+          ('student_smoothed_teacher', alpha_smoothed):
+              f'smoothed teacher alpha={alpha_smoothed:g}'}
   by_seed = {}
   for p in points:
     key = keys.get((p['group'], p['setting']))

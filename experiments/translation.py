@@ -46,6 +46,10 @@ flags.DEFINE_integer('beam_size', 4, 'Beam size (tensor2tensor default; the pape
                      lower_bound=1)
 flags.DEFINE_float('length_penalty', 0.6, 'alpha of ((5 + length) / 6)^alpha (tensor2tensor).',
                    lower_bound=0.0)
+flags.DEFINE_enum('eos_rule', 't2t', ['t2t', 'fairseq'], 'Which end-of-sentence candidates of '
+                  'a beam-search step finish a hypothesis: t2t, any of the 2 x beam ranked '
+                  '(tensor2tensor\'s, the paper\'s decoder); fairseq, only those within the '
+                  'first beam.')
 flags.DEFINE_integer('max_eval_sentences', None, 'Evaluate on the first N sentences of each '
                      'split only (smoke runs).', lower_bound=1)
 common.define_data_flags()
@@ -79,7 +83,7 @@ def main(argv):
       temperatures=[float(t) for t in FLAGS.temperatures],
       bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.temperatures],
       beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
-      max_sentences=FLAGS.max_eval_sentences)
+      max_sentences=FLAGS.max_eval_sentences, eos_rule=FLAGS.eos_rule)
   print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings,
                                                common.data_dir_for_reused_runs()))
 

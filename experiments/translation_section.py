@@ -23,6 +23,7 @@ class EvalSettings:
   beam_size: int = 4
   length_penalty: float = 0.6
   max_sentences: int = None
+  eos_rule: str = 't2t'  # 't2t' or 'fairseq': models.beam_search.EOS_RULES
 
 
 def _split(config, split, vocab, data_dir, max_sentences):
@@ -62,7 +63,8 @@ def _decode(model, vocab, sources, references, settings, temperature, path, reus
       return translation_eval.bleu(hypotheses, references)
   start = time.perf_counter()
   hypotheses = translation_eval.translate(model, vocab, sources, settings.beam_size,
-                                          settings.length_penalty, temperature)
+                                          settings.length_penalty, temperature,
+                                          eos_rule=settings.eos_rule)
   seconds = time.perf_counter() - start
   run_files.write_bytes(path, ('\n'.join(hypotheses) + '\n').encode())
   return {**translation_eval.bleu(hypotheses, references), 'decode_seconds': seconds}
@@ -71,7 +73,8 @@ def _decode(model, vocab, sources, references, settings, temperature, path, reus
 def _decoding_settings(hypotheses_dir, settings):
   """Whether hypotheses/ holds decodes made with these settings; records them from now on."""
   path = os.path.join(hypotheses_dir, 'decoding.json')
-  wanted = {k: getattr(settings, k) for k in ('beam_size', 'length_penalty', 'max_sentences')}
+  wanted = {k: getattr(settings, k)
+            for k in ('beam_size', 'length_penalty', 'max_sentences', 'eos_rule')}
   run_files.make_dir(hypotheses_dir)
   if run_files.gfile.exists(path) and run_files.read_json(path) == wanted:
     return True

@@ -2,11 +2,18 @@
 hypotheses set aside (never extended), temperature applied to the logits before the
 log-softmax at every step, and incremental decoding with cached keys and values.
 
-Lengths count the end-of-sentence token. Each step ranks 2 * beam candidates: an end of sentence
-among the first `beam` of them finishes a hypothesis, the others refill the live beams (so
-beam 1 with alpha 0 is greedy decoding). Decoding stops for a sentence once it holds `beam`
-finished hypotheses and no live one could still beat the worst of them (its log-probability
-only falls, and the penalty is at most that of `max_length`). Padding is never generated.
+Lengths count the end-of-sentence token. Each step ranks 2 * beam candidates; the candidates
+that do not end the sentence refill the live beams in rank order. Which end-of-sentence
+candidates finish a hypothesis is `eos_rule`: 't2t' (tensor2tensor's grow_finished, the paper's
+decoder) takes every one of the 2 * beam, 'fairseq' only those ranked within the first `beam`
+(so that beam 1 with alpha 0 is greedy decoding); either way a sentence keeps the `beam` best
+finished by score. Decoding stops for a sentence once it holds `beam` finished hypotheses and no
+live one could still beat the worst of them (its log-probability only falls, and the penalty is
+at most that of `max_length`); tensor2tensor stops the batch once each sentence's worst finished
+one, however few, beats that bound: the same best hypothesis. Padding is never generated.
+
+The search is one tf.while_loop per batch on the device, no host round-trip per step; scores
+accumulate in float64, as the previous numpy decoder's did, so rankings and ties match it.
 """
 import numpy as np
 import tensorflow as tf
@@ -14,6 +21,8 @@ import tensorflow as tf
 from models.transformer import PAD
 
 EOS = 1
+# How many of the 2 * beam candidates of a step, in rank order, may finish, per unit of beam.
+EOS_RULES = {'t2t': 2, 'fairseq': 1}
 
 
 def length_penalty(length, alpha):
@@ -21,68 +30,101 @@ def length_penalty(length, alpha):
 
 
 def beam_search(model, source, beam=4, alpha=0.6, temperature=1.0, max_length=None,
-                extra_length=50):
+                extra_length=50, eos_rule='t2t', fixed_steps=None):
   """Best hypothesis (list of ids, without EOS) for every row of `source` [B, S].
 
   max_length defaults to the source length + extra_length (tensor2tensor's decode_length),
-  capped by the model's positions.
+  capped by the model's positions. eos_rule: 't2t' or 'fairseq' (above). `fixed_steps` N never
+  ends a sentence (EOS is masked) and decodes exactly N steps, for timing the same work across
+  decoders.
   """
   source = np.asarray(source, np.int32)
-  batch = len(source)
-  max_length = min(max_length or source.shape[1] + extra_length, model.max_length)
-  state = model.start_decoding(np.repeat(source, beam, axis=0), max_length)
-  step = _compiled_step(model)
-  alive = np.zeros((batch, beam, 0), np.int32)
-  alive_logp = np.tile(np.r_[0.0, np.full(beam - 1, -np.inf)], (batch, 1))
-  finished = [[] for _ in range(batch)]  # (score, ids) per sentence
-  done = np.zeros(batch, bool)
-  for t in range(max_length):
-    last = alive[:, :, -1] if t else np.full((batch, beam), PAD, np.int32)
-    logits, state = step(tf.constant(last.reshape(-1)), tf.constant(t), state)
-    logp = tf.nn.log_softmax(logits / temperature).numpy().astype(np.float64)
-    logp[:, PAD] = -np.inf
-    total = alive_logp[:, :, None] + logp.reshape(batch, beam, -1)
-    vocab = total.shape[-1]
-    flat = total.reshape(batch, -1)
-    top = np.argsort(-flat, axis=1, kind='stable')[:, :2 * beam]  # enough to keep beam alive
-    new_alive = np.zeros((batch, beam, t + 1), np.int32)
-    new_logp = np.full((batch, beam), -np.inf)
-    rows = np.repeat(np.arange(batch, dtype=np.int64)[:, None] * beam, beam, axis=1)  # own rows
-    penalty = length_penalty(t + 1, alpha)
-    for b in range(batch):
-      kept = 0
-      for rank, candidate in enumerate(top[b]):
-        score = flat[b, candidate]
-        if not np.isfinite(score):
-          break
-        source_beam, token = divmod(int(candidate), vocab)
-        if token == EOS:  # finished only within the top `beam` candidates (as fairseq)
-          if rank < beam and not done[b]:
-            finished[b].append((score / penalty, alive[b, source_beam].tolist()))
-        elif kept < beam:
-          new_alive[b, kept] = np.r_[alive[b, source_beam], token]
-          new_logp[b, kept] = score
-          rows[b, kept] = b * beam + source_beam
-          kept += 1
-      finished[b] = sorted(finished[b], key=lambda f: -f[0])[:beam]
-      best_possible = new_logp[b, 0] / length_penalty(max_length, alpha)
-      if len(finished[b]) == beam and finished[b][-1][0] >= best_possible:
-        done[b] = True
-    alive, alive_logp = new_alive, new_logp
-    if done.all():
-      break
-    state = model.reorder(state, tf.constant(rows.reshape(-1)))
+  if fixed_steps:
+    if fixed_steps > model.max_length:
+      raise ValueError(f'fixed_steps={fixed_steps} exceeds the model\'s {model.max_length} '
+                       'positions.')
+    max_length = fixed_steps
+  else:
+    max_length = min(max_length or source.shape[1] + extra_length, model.max_length)
+  mask = np.zeros(model.vocab_size, np.float32)
+  mask[[PAD, EOS] if fixed_steps else PAD] = -np.inf
+  penalties = [length_penalty(length, alpha) for length in range(max_length + 1)]
+  best = _compiled_search(model)(source, beam, max_length, penalties, temperature, mask,
+                                 EOS_RULES[eos_rule] * beam).numpy()
   results = []
-  for b in range(batch):
-    if finished[b]:
-      results.append(finished[b][0][1])
-    else:  # nothing ended within max_length: the best live hypothesis
-      results.append(alive[b, 0].tolist())
+  for row in best:  # a finished hypothesis ends with EOS, a live one at max_length (or PAD)
+    stops = np.flatnonzero((row == EOS) | (row == PAD))
+    results.append(row[:stops[0] if stops.size else len(row)].tolist())
   return results
 
 
+def _search(model, source, beam, max_length, penalties, temperature, mask, eos_ranks):
+  """[B, max_length] ids: each sentence's best finished hypothesis and EOS (or, if none
+  finished, its best live one), zero-padded. penalties[l]: the length penalty of length l;
+  mask [V]: 0, or -inf for tokens never generated; an end of sentence ranked below eos_ranks
+  among a step's 2 * beam candidates finishes a hypothesis. Finished slots not yet filled (and
+  dead beams) score -inf."""
+  batch, vocab = tf.shape(source)[0], model.vocab_size
+  own_rows = tf.range(batch)[:, None] * beam
+  neg_inf = tf.constant(-np.inf, tf.float64)
+  ranks = tf.range(2 * beam)
+
+  def step(t, alive, alive_logp, finished, finished_scores, done, state):
+    last = tf.gather(alive, tf.maximum(t - 1, 0), axis=2)  # at t = 0 the empty rows: PAD
+    logits, state = model.decode_step(tf.reshape(last, [-1]), t, state)
+    logp = tf.nn.log_softmax(logits / temperature) + mask
+    total = alive_logp[:, :, None] + tf.cast(tf.reshape(logp, [batch, beam, vocab]), tf.float64)
+    scores, ids = tf.math.top_k(tf.reshape(total, [batch, beam * vocab]), 2 * beam)  # stable
+    parent, token = ids // vocab, ids % vocab
+    finite = scores > neg_inf
+    ends = finite & tf.equal(token, EOS)
+    # Live: the first `beam` non-EOS candidates in rank order (-inf if fewer: dead beams).
+    kept = tf.argsort(tf.cast(~finite | ends, tf.int32), axis=1, stable=True)[:, :beam]
+    alive_logp = tf.where(tf.gather(finite & ~ends, kept, batch_dims=1),
+                          tf.gather(scores, kept, batch_dims=1), neg_inf)
+    at_t = tf.one_hot(t, max_length, dtype=tf.int32)
+    grown = tf.gather(alive, parent, batch_dims=1)  # the candidates' prefixes, t still empty
+    kept_parent = tf.gather(parent, kept, batch_dims=1)
+    alive = (tf.gather(grown, kept, batch_dims=1)
+             + tf.gather(token, kept, batch_dims=1)[:, :, None] * at_t)
+    # Finished: the best `beam` of the old ones and this step's (old first on ties).
+    new = ends & (ranks < eos_ranks) & ~done[:, None]
+    merged = tf.concat([finished_scores, tf.where(new, scores / penalties[t + 1], neg_inf)], 1)
+    finished_scores, best = tf.math.top_k(merged, beam)
+    finished = tf.gather(tf.concat([finished, grown + EOS * at_t], 1), best, batch_dims=1)
+    worst = finished_scores[:, -1]
+    done |= (worst > neg_inf) & (worst >= alive_logp[:, 0] / penalties[max_length])
+    state = model.reorder(state, tf.reshape(own_rows + kept_parent, [-1]))
+    return t + 1, alive, alive_logp, finished, finished_scores, done, state
+
+  empty = tf.zeros([batch, beam, max_length], tf.int32)
+  first_logp = tf.concat([tf.zeros([batch, 1], tf.float64), tf.fill([batch, beam - 1], neg_inf)],
+                         1)  # one live beam per sentence at first
+  start = (tf.constant(0), empty, first_logp, empty, tf.fill([batch, beam], neg_inf),
+           tf.zeros([batch], tf.bool),
+           model.reorder(model.start_decoding(source, max_length),  # encoded once per sentence
+                         tf.repeat(tf.range(batch), beam)))
+  _, alive, _, finished, finished_scores, _, _ = tf.while_loop(
+      lambda t, *loop: (t < max_length) & ~tf.reduce_all(loop[4]), step, start)  # loop[4]: done
+  return tf.where((finished_scores[:, 0] > neg_inf)[:, None], finished[:, 0], alive[:, 0])
+
+
+def _compiled_search(model):
+  """_search as one tf.function per model, traced once: every argument is a tensor of any size
+  (a batch shape, beam or length of its own would trace again)."""
+  if not hasattr(model, '_compiled_beam_search'):
+    scalar = lambda dtype: tf.TensorSpec([], dtype)
+    model._compiled_beam_search = tf.function(  # pylint: disable=protected-access
+        lambda *args: _search(model, *args),
+        input_signature=[tf.TensorSpec([None, None], tf.int32), scalar(tf.int32),
+                         scalar(tf.int32), tf.TensorSpec([None], tf.float64),
+                         scalar(tf.float32), tf.TensorSpec([None], tf.float32),
+                         scalar(tf.int32)])
+  return model._compiled_beam_search  # pylint: disable=protected-access
+
+
 def greedy(model, source, max_length=None, extra_length=50):
-  """Arg-max decoding, each row until EOS (the reference beam search with beam 1 must match)."""
+  """Arg-max decoding, each row until EOS (beam 1, alpha 0 with the fairseq rule must match)."""
   source = np.asarray(source, np.int32)
   max_length = min(max_length or source.shape[1] + extra_length, model.max_length)
   state = model.start_decoding(source, max_length)

@@ -123,8 +123,7 @@ def claim_output_dir(output_dir, config, data_dir):
   wanted = config_to_json(config)
   if run_files.gfile.exists(path):
     # Fields added since that run was written take their defaults.
-    stored = dict(config_to_json(type(config)(config.model, config.dataset)),
-                  **run_files.read_json(path)['config'])
+    stored = config_to_json(read_run_config(output_dir)[0])
     differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
     if differing:
       raise RunDirError(f'{output_dir} holds a different run (differs in {", ".join(differing)}); '
@@ -213,8 +212,11 @@ def read_run_config(run_dir):
     raise RunDirError(f'{run_dir} is not a run directory (no config.json); give one written '
                       'by experiments.train or a section binary.')
   stored = run_files.read_json(path)
-  config_type = getattr(recipes, stored.get('config_type', 'TrainConfig'))
-  return config_type(**stored['config']), stored.get('data_dir')
+  try:
+    config_type = getattr(recipes, stored.get('config_type', 'TrainConfig'))
+    return config_type(**stored['config']), stored.get('data_dir')
+  except (AttributeError, KeyError, TypeError) as e:  # valid JSON, but not a run's settings
+    raise run_files.unreadable(path, f'not a run configuration: {type(e).__name__} {e}') from None
 
 
 def finished_results(run_dir):

@@ -33,8 +33,10 @@ def token_metrics(logits, labels, temperatures=TEMPERATURES, num_bins=calibratio
   return {'fitted_temperature': fitted, 'sweep': sweep}
 
 
-def translate(model, vocab, sources, beam=4, alpha=0.6, temperature=1.0, batch_size=64):
-  """Detokenized beam-search translations of the source id sequences, in order."""
+def translate(model, vocab, sources, beam=4, alpha=0.6, temperature=1.0, batch_size=64,
+              eos_rule='t2t'):
+  """Detokenized beam-search translations of the source id sequences, in order (eos_rule: see
+  beam_search)."""
   order = np.argsort([len(s) for s in sources], kind='stable')  # similar lengths per batch
   decoded = [None] * len(sources)
   for start in range(0, len(order), batch_size):
@@ -43,7 +45,8 @@ def translate(model, vocab, sources, beam=4, alpha=0.6, temperature=1.0, batch_s
     padded = np.zeros((len(batch), max(len(s) for s in batch)), np.int32)
     for i, s in enumerate(batch):
       padded[i, :len(s)] = s
-    for i, ids in zip(rows, beam_search.beam_search(model, padded, beam, alpha, temperature)):
+    for i, ids in zip(rows, beam_search.beam_search(model, padded, beam, alpha, temperature,
+                                                    eos_rule=eos_rule)):
       decoded[i] = ids
   return vocab.decode(decoded)
 

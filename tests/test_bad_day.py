@@ -152,6 +152,9 @@ def test_a_corrupt_config_or_section_file_stops_the_binaries_with_one_line(tmp_p
   line = _one_error_line(run_binary('experiments.train', *TINY_FLAGS, f'--output_dir={run_dir}'))
   assert f'{run_dir / "config.json"} is unreadable (not valid JSON' in line
   assert 'rerun the command that trained this run' in line
+  (run_dir / 'config.json').write_text('{"config": {"model": "fc", "no_such_field": 1}}')
+  with pytest.raises(run_files.RunDirError, match='config.json is unreadable .not a run config'):
+    training.read_run_config(str(run_dir))
   results = tmp_path / 'results' / 'section'
   results.mkdir(parents=True)
   (results / 'table.json').write_text('{"rows": [')

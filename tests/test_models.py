@@ -8,6 +8,7 @@ import pytest
 import models
 from models import training
 from models.alexnet import LocalResponseNormalization
+from tests.conftest import needs_onednn_bfloat16
 
 
 def test_alexnet_has_the_tutorial_parameter_count():
@@ -97,6 +98,7 @@ def mixed_bfloat16():
   keras.config.set_dtype_policy('float32')
 
 
+@needs_onednn_bfloat16
 def test_mixed_bfloat16_keeps_logits_lrn_and_variables_float32(mixed_bfloat16):
   del mixed_bfloat16
   config = models.recipe('alexnet', batch_size=8, train_steps=10, momentum=0.9,
@@ -114,6 +116,7 @@ def test_mixed_bfloat16_keeps_logits_lrn_and_variables_float32(mixed_bfloat16):
   assert {v.dtype for v in model.optimizer.variables} == {'float32', 'int64'}
 
 
+@needs_onednn_bfloat16
 def test_a_mixed_bfloat16_run_trains_and_its_policy_survives_clear_session(tmp_path,
                                                                            shared_data):
   """300 steps of a 256-wide fc network under mixed_bfloat16 must learn (test accuracy above
