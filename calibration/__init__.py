@@ -1,4 +1,4 @@
 """Implicit model calibration (paper Section 3): ECE, reliability diagrams, temperature scaling."""
 from calibration.metrics import (accuracy, ece, evaluate_logits, nll, NUM_BINS, reliability_bins,
                                  softmax)
-from calibration.temperature import fit_temperature, temperature_sweep
+from calibration.temperature import cross_fitted, fit_temperature, temperature_sweep

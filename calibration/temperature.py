@@ -29,3 +29,21 @@ def temperature_sweep(logits, labels, temperatures, num_bins=metrics.NUM_BINS):
   return [dict(temperature=float(t), **metrics.evaluate_logits(logits, labels, num_bins,
                                                                temperature=t))
           for t in temperatures]
+
+
+def cross_fitted(logits, labels, groups, num_bins=metrics.NUM_BINS):
+  """Temperature scaling scored out of sample within one held-out split.
+
+  Fitting T on a split and reporting ECE on the same split flatters it. Here the split's
+  examples are halved by the parity of `groups` (a sentence index for tokens, so one sentence's
+  tokens stay together), T is fitted on each half and every example is scored at the T of the
+  other half; returns both temperatures (fitted on the even, on the odd groups) and the metrics
+  of all examples so scored.
+  """
+  logits = np.asarray(logits, np.float64)
+  odd = np.asarray(groups) % 2 == 1
+  fitted = [fit_temperature(logits[odd == half], labels[odd == half], split='validation')
+            for half in (False, True)]
+  per_example = np.where(odd, fitted[0], fitted[1])[:, None]
+  return {'temperatures': fitted, **metrics.evaluate_logits(logits / per_example, labels,
+                                                            num_bins)}

@@ -220,6 +220,10 @@ def translation_section(results_dir):
                       _ece_at_t(*paper['temperature_scaled'])]),
                 _row(['label smoothing', _ece_at_alpha(*s['label_smoothing']),
                       _ece_at_alpha(*paper['label_smoothing'])])]
+      if 'temperature_scaled_held_out' in s:  # fitted on one half of the sentences, both ways
+        ece, (t_even, t_odd), _ = s['temperature_scaled_held_out']
+        lines.append(_row(['temperature scaled, held out (halves)',
+                           f'{ece:.3f} (T {t_even:.2f} / {t_odd:.2f})', '-']))
     lines += ['', *_table_head(['run', 'T', 'BLEU validation', 'BLEU test', 'NLL/token', 'ECE'])]
     for row in table['rows']:
       lines.append(_row([f'alpha={row["alpha"]:g}', f'{row["temperature"]:.2f}',

@@ -8,6 +8,8 @@ import dataclasses
 import os
 import time
 
+import numpy as np
+
 from calibration import reliability
 from data import translation
 from models import run_files, translation_eval, translation_training
@@ -70,6 +72,21 @@ def _decode(model, vocab, sources, references, settings, temperature, path, reus
   return {**translation_eval.bleu(hypotheses, references), 'decode_seconds': seconds}
 
 
+def _cross_fitted_bleu(model, vocab, sources, references, settings, temperatures, run_dir,
+                       reuse):
+  """BLEU of the validation sentences decoded out of sample: the even ones at the temperature
+  fitted on the odd ones' tokens (temperatures[1]) and the odd ones at temperatures[0]."""
+  hypotheses = [None] * len(sources)
+  for half, temperature in ((0, temperatures[1]), (1, temperatures[0])):
+    rows = range(half, len(sources), 2)
+    path = os.path.join(run_dir, HYPOTHESES, f'validation_half{half}_T{temperature:.3f}.txt')
+    _decode(model, vocab, [sources[i] for i in rows], [references[i] for i in rows], settings,
+            temperature, path, reuse)
+    for i, hypothesis in zip(rows, _read_hypotheses(path)):
+      hypotheses[i] = hypothesis
+  return translation_eval.bleu(hypotheses, references)
+
+
 def _decoding_settings(hypotheses_dir, settings):
   """Whether hypotheses/ holds decodes made with these settings; records them from now on."""
   path = os.path.join(hypotheses_dir, 'decoding.json')
@@ -97,8 +114,10 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
     if stored['settings'] == wanted:
       return {**stored, '_logits': (logits, labels), '_run': (run_dir, config, data_dir)}
   log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
+  sentences = np.repeat(np.arange(len(targets)), [len(t) for t in targets])  # tokens in order
   result = {'settings': wanted, 'alpha': config.label_smoothing,
-            'tokens': translation_eval.token_metrics(logits, labels, settings.temperatures)}
+            'tokens': translation_eval.token_metrics(logits, labels, sentences,
+                                                     settings.temperatures)}
   fitted = result['tokens']['fitted_temperature']
   reuse = _decoding_settings(os.path.join(run_dir, HYPOTHESES), settings)
   result['validation_bleu'] = []
@@ -108,6 +127,12 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
     result['validation_bleu'].append({'temperature': t, **bleu})
     log(f'  validation T={t:.3f}: BLEU {bleu["uncased_intl"]["score"]:.2f}'
         + (f' ({bleu["decode_seconds"]:.0f} s)' if 'decode_seconds' in bleu else ''), flush=True)
+  cross = result['tokens']['cross_fitted']
+  cross['bleu'] = _cross_fitted_bleu(model, vocab, sources, references, settings,
+                                     cross['temperatures'], run_dir, reuse)
+  log(f'  validation, each half at the T fitted on the other ({cross["temperatures"][0]:.3f} / '
+      f'{cross["temperatures"][1]:.3f}): BLEU {cross["bleu"]["uncased_intl"]["score"]:.2f}',
+      flush=True)
   test_sources, _, test_references = _split(config, 'test', vocab, data_dir,
                                             settings.max_sentences)
   result['test_bleu'] = [
@@ -221,6 +246,17 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
               f'| Transformer | {summary["hard_targets_ece"]:.3f} | '
               f'{summary["temperature_scaled"][0]:.3f} ({summary["temperature_scaled"][1]:.2f}) | '
               f'{summary["label_smoothing"][0]:.3f} ({summary["label_smoothing"][1]:g}) |']
+    cross = hard['tokens']['cross_fitted']
+    in_sample_bleu = _at(hard['validation_bleu'], summary['temperature_scaled'][1])
+    summary['temperature_scaled_held_out'] = (cross['ece'], cross['temperatures'],
+                                              cross['bleu']['uncased_intl']['score'])
+    lines += ['', f'Temperature scaling out of sample (T fitted on half of the validation '
+              f'sentences and scored on the other half, both ways; T = '
+              f'{cross["temperatures"][0]:.2f} / {cross["temperatures"][1]:.2f}): ECE '
+              f'{cross["ece"]:.3f}, NLL {cross["nll"]:.3f}, BLEU '
+              f'{cross["bleu"]["uncased_intl"]["score"]:.2f}; in sample (fitted and scored on '
+              f'all of it): ECE {summary["temperature_scaled"][0]:.3f}, BLEU '
+              f'{in_sample_bleu["uncased_intl"]["score"]:.2f}.']
     summary['bleu_significance'] = _bleu_significance(hard, best, settings.max_sentences)
     summary['claims'] = paper_claims(hard, best, summary['bleu_significance'])
     lines += ['', f'Paper claims (alpha={best["alpha"]:g} against hard targets, one seed):', '']

@@ -24,13 +24,17 @@ def token_logits(model, sources, targets, batch_size=100):
   return np.concatenate(logits), np.concatenate(labels).astype(np.int64)
 
 
-def token_metrics(logits, labels, temperatures=TEMPERATURES, num_bins=calibration.NUM_BINS):
-  """Accuracy, NLL per token and ECE at every temperature, and the NLL-fitted temperature
-  (fit these logits only if they are a held-out split, the validation set)."""
+def token_metrics(logits, labels, sentences, temperatures=TEMPERATURES,
+                  num_bins=calibration.NUM_BINS):
+  """Accuracy, NLL per token and ECE at every temperature, the NLL-fitted temperature (fit
+  these logits only if they are a held-out split, the validation set), and the same scaling
+  scored out of sample: fitted on half of the sentences (`sentences`: each token's sentence
+  index), scored on the other half, both ways."""
   fitted = calibration.fit_temperature(logits, labels, split='validation')
   sweep = calibration.temperature_sweep(logits, labels, sorted(set(temperatures) | {fitted}),
                                         num_bins)
-  return {'fitted_temperature': fitted, 'sweep': sweep}
+  return {'fitted_temperature': fitted, 'sweep': sweep,
+          'cross_fitted': calibration.cross_fitted(logits, labels, sentences, num_bins)}
 
 
 def translate(model, vocab, sources, beam=4, alpha=0.6, temperature=1.0, batch_size=64,

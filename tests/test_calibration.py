@@ -87,6 +87,31 @@ def test_temperature_cannot_be_fitted_on_test():
     calibration.fit_temperature(logits, labels, split='test')
 
 
+def test_cross_fitted_scaling_fits_each_half_and_scores_the_other():
+  """Against a brute-force grid of the NLL in float64: each half's temperature, then every
+  example scored at the other half's. Groups of 5 examples (a sentence's tokens) stay whole."""
+  logits, labels = _calibrated_logits(3000, seed=4)
+  logits = logits * np.where(np.arange(3000) < 1500, 2.0, 3.0)[:, None]  # halves differ
+  groups = np.arange(3000) // 5
+  odd = groups % 2 == 1
+
+  def nll_at(t, rows):
+    z = logits[rows] / t
+    z = z - z.max(1, keepdims=True)
+    return -(z[np.arange(len(z)), labels[rows]] - np.log(np.exp(z).sum(1))).mean()
+  grid = np.arange(1.0, 4.0, 0.001)
+  want = [grid[np.argmin([nll_at(t, odd == half) for t in grid])] for half in (False, True)]
+  got = calibration.cross_fitted(logits, labels, groups)
+  assert got['temperatures'] == pytest.approx(want, abs=2e-3)
+  scaled = logits / np.where(odd, got['temperatures'][0], got['temperatures'][1])[:, None]
+  p = np.exp(scaled - scaled.max(1, keepdims=True))
+  p /= p.sum(1, keepdims=True)
+  assert got['nll'] == pytest.approx(-np.log(p[np.arange(3000), labels]).mean(), rel=1e-9)
+  assert got['ece'] == pytest.approx(calibration.ece(scaled, labels), abs=1e-12)
+  in_sample = calibration.fit_temperature(logits, labels, split='validation')
+  assert got['nll'] >= calibration.nll(logits, labels, in_sample)  # out of sample: no better
+
+
 def test_nll_matches_float64_reference():
   logits, labels = _calibrated_logits(500, seed=3)
   p = np.exp(logits / 2.0)

@@ -162,7 +162,8 @@ def test_token_ece_is_calibration_ece_of_the_real_tokens():
     manual_labels.append(t)
   flat, flat_labels = np.concatenate(manual_logits), np.concatenate(manual_labels)
   np.testing.assert_allclose(logits, flat, atol=1e-5)
-  metrics = translation_eval.token_metrics(logits, labels, temperatures=(0.5, 1.0, 2.0))
+  sentences = np.repeat(np.arange(3), [3, 7, 4])
+  metrics = translation_eval.token_metrics(logits, labels, sentences, temperatures=(0.5, 1.0, 2.0))
   at_1 = next(r for r in metrics['sweep'] if r['temperature'] == 1.0)
   assert at_1['ece'] == pytest.approx(calibration.ece(flat, flat_labels), abs=1e-6)
   assert at_1['nll'] == pytest.approx(calibration.nll(flat, flat_labels), abs=1e-6)
@@ -209,8 +210,9 @@ def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
                                               max_sentences=6)
   quiet = lambda *a, **k: None
   first = translation_section.evaluate_run(run_dir, settings, log=quiet)
+  halves = 2  # the validation halves, each at the temperature fitted on the other
   assert 1.5 in decoded and len(decoded) == len(first['validation_bleu']) + len(
-      first['test_bleu'])
+      first['test_bleu']) + halves
   os.remove(os.path.join(run_dir, translation_section.EVAL))  # as if killed before the end
   os.remove(os.path.join(run_dir, 'hypotheses', 'validation_T1.500.txt'))
   decoded.clear()
@@ -222,7 +224,7 @@ def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
   decoded.clear()
   wider = dataclasses.replace(settings, beam_size=2)
   translation_section.evaluate_run(run_dir, wider, log=quiet)
-  assert len(decoded) == len(first['validation_bleu']) + len(first['test_bleu'])
+  assert len(decoded) == len(first['validation_bleu']) + len(first['test_bleu']) + halves
 
 
 def _drop_words(sentences, seed, rate):
