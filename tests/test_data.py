@@ -325,7 +325,7 @@ def test_alexnet_learns_the_cifar10_stand_in_with_the_paper_chain(tmp_path):
   standardization): 400 steps of the paper's AlexNet recipe must beat chance (10%) by far.
 
   Measured on an AMD EPYC Zen 5: validation accuracy 42.2% with the default oneDNN kernels,
-  AVX2_MEASURED with ONEDNN_MAX_CPU_ISA=AVX2; the floor of 30% leaves 12 points of margin.
+  42.1% with ONEDNN_MAX_CPU_ISA=AVX2; the floor of 30% leaves 12 points of margin.
   """
   if not os.path.isfile(STAND_IN):
     pytest.fail(f'{STAND_IN} not found; the tests need ../shared beside the project.')

@@ -122,8 +122,8 @@ def test_a_mixed_bfloat16_run_trains_and_its_policy_survives_clear_session(tmp_p
   """300 steps of a 256-wide fc network under mixed_bfloat16 must learn (test accuracy above
   80%, ECE below 0.1) with the policy in force inside the trainer and restored after it.
 
-  Measured on an AMD EPYC Zen 5: accuracy 92.84%, ECE 0.025 with the default oneDNN kernels;
-  AVX2_MEASURED with ONEDNN_MAX_CPU_ISA=AVX2. Margins: 12.8 points and 0.075.
+  Measured on an AMD EPYC Zen 5: accuracy 92.84%, ECE 0.025 with the default oneDNN kernels
+  (margins 12.8 points and 0.075). Under ONEDNN_MAX_CPU_ISA=AVX2 it cannot run (conftest).
   """
   config = models.recipe('fc', width=256, batch_size=128, train_steps=300,
                          preprocessing='mnist', dtype_policy='mixed_bfloat16')

@@ -47,7 +47,7 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_data)
 def test_short_real_mnist_run_exceeds_90_percent(tmp_path, shared_data):
   """400 steps of the 2x1200 recipe on real MNIST must learn: test accuracy above 90%.
 
-  Measured on an AMD EPYC Zen 5: 95.55% with the default oneDNN kernels, AVX2_MEASURED with
+  Measured on an AMD EPYC Zen 5: 95.55% with the default oneDNN kernels, 95.56% with
   ONEDNN_MAX_CPU_ISA=AVX2; the floor leaves 5.5 points of margin (the earlier floor of 95% left
   0.55) and stays far above chance (10%) and a broken pipeline.
   """
