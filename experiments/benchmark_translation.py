@@ -61,7 +61,8 @@ def main(argv):
   decode = lambda: beam_search.beam_search(model, source, FLAGS.beam_size,
                                            fixed_steps=FLAGS.fixed_steps)
   seconds = _median_seconds(decode)
-  flops = _decoding_flops(model, len(fixed) * FLAGS.beam_size, source.shape[1], FLAGS.fixed_steps)
+  flops = _decoding_flops(model, len(fixed), FLAGS.beam_size, source.shape[1],
+                          FLAGS.fixed_steps)
   square = tf.random.stateless_normal([4096, 4096], (0, 0))
   peak = 2 * 4096 ** 3 / _median_seconds(lambda: tf.matmul(square, square)[0, 0].numpy())
   print(f'{config.model}: {FLAGS.fixed_steps} fixed steps (no end of sentence), '
@@ -93,16 +94,19 @@ def _median_seconds(run, repeats=3):
   return statistics.median(times)
 
 
-def _decoding_flops(model, rows, source_length, steps):
-  """Matmul FLOPs (2 per multiply-add) of encoding `rows` sources and decoding `steps` steps,
-  as the Transformer computes them (self-attention over the whole preallocated cache)."""
+def _decoding_flops(model, sentences, beam, source_length, steps):
+  """Matmul FLOPs (2 per multiply-add) of decoding `steps` steps of `sentences` x `beam`
+  hypotheses as the Transformer computes them: the encoder and the cross-attention keys and
+  values once per sentence, self-attention at step t over the t + 1 filled positions."""
   d, ffn = model.d_model, model.decoder_blocks[0]['ffn'].hidden.units
   attention = lambda projections, keys: 2 * (projections * d * d + 2 * keys * d)  # per query
-  encoder = len(model.encoder_blocks) * source_length * (attention(4, source_length) + 4 * d * ffn)
-  cross_keys_values = len(model.decoder_blocks) * source_length * attention(2, 0)
-  step = (len(model.decoder_blocks) * (attention(4, steps) + attention(2, source_length)
-                                       + 4 * d * ffn) + 2 * d * model.vocab_size)
-  return rows * (encoder + cross_keys_values + steps * step)
+  per_sentence = source_length * (
+      len(model.encoder_blocks) * (attention(4, source_length) + 4 * d * ffn)
+      + len(model.decoder_blocks) * attention(2, 0))
+  steps_flops = sum(len(model.decoder_blocks) * (attention(4, t + 1) + attention(2, source_length)
+                                                 + 4 * d * ffn) + 2 * d * model.vocab_size
+                    for t in range(steps))
+  return sentences * (per_sentence + beam * steps_flops)
 
 
 if __name__ == '__main__':

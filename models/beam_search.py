@@ -102,8 +102,7 @@ def _search(model, source, beam, max_length, penalties, temperature, mask, eos_r
                          1)  # one live beam per sentence at first
   start = (tf.constant(0), empty, first_logp, empty, tf.fill([batch, beam], neg_inf),
            tf.zeros([batch], tf.bool),
-           model.reorder(model.start_decoding(source, max_length),  # encoded once per sentence
-                         tf.repeat(tf.range(batch), beam)))
+           model.start_decoding(source, max_length, beam))
   _, alive, _, finished, finished_scores, _, _ = tf.while_loop(
       lambda t, *loop: (t < max_length) & ~tf.reduce_all(loop[4]), step, start)  # loop[4]: done
   return tf.where((finished_scores[:, 0] > neg_inf)[:, None], finished[:, 0], alive[:, 0])

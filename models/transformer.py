@@ -5,13 +5,15 @@ stack, sinusoidal positions added to embeddings scaled by sqrt(d_model), one emb
 shared by source, target and the output softmax, dropout on the embedded inputs, residuals,
 attention weights and the ReLU layer, padding masks on keys and a causal mask in the decoder.
 Projections have no biases, as in tensor2tensor. `decode_step` decodes one position at a time
-with cached keys and values (static shapes: the cache is preallocated to the maximum length).
+with cached keys and values, attending only over the filled positions; beam search reorders a
+table of cache rows, not the caches.
 """
 import math
 
 import keras
 from keras import ops
 import numpy as np
+import tensorflow as tf
 
 PAD = 0
 NEG_INF = -1e9
@@ -45,10 +47,11 @@ class Attention(keras.layers.Layer):
     return self._split(self.key(memory)), self._split(self.value(memory))
 
   def attend(self, query, keys, values, mask, training=False):
-    """mask: [B, 1 or Tq, Tk], True where a query may attend."""
+    """mask: [B, 1 or Tq, Tk], True where a query may attend; None: every key."""
     q = self._split(self.query(query)) * (self.depth ** -0.5)
     logits = ops.einsum('bhqd,bhkd->bhqk', q, keys)
-    logits = ops.where(mask[:, None], logits, ops.cast(NEG_INF, logits.dtype))
+    if mask is not None:
+      logits = ops.where(mask[:, None], logits, ops.cast(NEG_INF, logits.dtype))
     weights = self.dropout(ops.softmax(logits, axis=-1), training=training)
     out = ops.transpose(ops.einsum('bhqk,bhkd->bhqd', weights, values), (0, 2, 1, 3))
     shape = ops.shape(out)
@@ -57,6 +60,38 @@ class Attention(keras.layers.Layer):
 
   def call(self, query, memory, mask, training=False):
     return self.attend(query, *self.keys_values(memory), mask, training)
+
+  # Incremental decoding (Transformer.decode_step).
+  def _slab(self):
+    """A cache element's shape (rows left open) and dtype."""
+    return (-1, self.num_heads, self.depth), tf.as_dtype(self.compute_dtype)
+
+  def empty_cache(self, max_length):
+    """Keys and values as lists of max_length slabs [rows, heads, depth]: setting one slab copies
+    none of the others (TensorFlow copies a whole tensor on an indexed write inside a loop)."""
+    shape, dtype = self._slab()
+    return tuple(tf.raw_ops.TensorListReserve(element_shape=shape, num_elements=max_length,
+                                              element_dtype=dtype) for _ in 'kv')
+
+  def step(self, query, cache, position, prefix):
+    """(Self-attention output of one position per row [B, 1, d], the cache with its keys and
+    values at `position`): each row attends over the position + 1 entries `prefix` [B, heads,
+    position + 1] names in the filled slabs, flattened to [(position + 1) * B * heads, depth]."""
+    shape, dtype = self._slab()
+    cache = tuple(tf.raw_ops.TensorListSetItem(input_handle=c, index=position,
+                                               item=ops.reshape(p(query), shape))
+                  for c, p in zip(cache, (self.key, self.value)))
+    filled = (tf.raw_ops.TensorListGather(input_handle=c, indices=ops.arange(position + 1),
+                                          element_shape=shape, element_dtype=dtype) for c in cache)
+    keys, values = (ops.take(ops.reshape(f, (-1, self.depth)), prefix, axis=0) for f in filled)
+    return self.attend(query, keys, values, None), cache
+
+  def attend_per_sentence(self, query, keys, values, mask):
+    """attend for query [B * beam, 1, d] with keys/values [B, heads, S, depth] and mask [B, 1, S]
+    computed once per sentence: a sentence's beams are its queries."""
+    rows, d = ops.shape(query)[0], ops.shape(query)[2]
+    out = self.attend(ops.reshape(query, (ops.shape(keys)[0], -1, d)), keys, values, mask)
+    return ops.reshape(out, (rows, 1, d))
 
 
 class FeedForward(keras.layers.Layer):
@@ -150,38 +185,42 @@ class Transformer(keras.Model):
     return self.decode(decoder_input, encoded, mask, training=training)
 
   # Incremental decoding.
-  def start_decoding(self, source, max_length):
-    """The state decode_step starts from: cross-attention keys/values and empty caches."""
+  def start_decoding(self, source, max_length, beam=1):
+    """The state decode_step starts from, for `beam` hypotheses per sentence of `source`: the
+    source mask and cross-attention keys/values once per sentence (its beams share them) and
+    empty self-attention caches."""
     encoded, mask = self.encode(source)
-    batch = ops.shape(source)[0]
-    state = {'source_mask': mask}
+    rows = ops.shape(source)[0] * beam
+    state = {'source_mask': mask, 'prefix_rows': ops.zeros((rows, max_length), 'int32')}
     for i, b in enumerate(self.decoder_blocks):
       state[f'cross{i}'] = b['cross'].keys_values(encoded)
-      empty = ops.zeros((batch, b['self'].num_heads, max_length, b['self'].depth),
-                        self.compute_dtype)
-      state[f'self{i}'] = (empty, empty)
+      state[f'self{i}'] = b['self'].empty_cache(max_length)
     return state
 
   def decode_step(self, token, position, state):
-    """Logits [B, vocab] for the next token after `token` [B] at `position`; the new state."""
+    """Logits [B, vocab] for the next token after `token` [B] at `position`; the new state.
+
+    Row r writes its keys/values at row r of the caches' slab `position`; prefix_rows[r, p] is
+    the row that holds position p of hypothesis r's prefix, so reorder moves only that table.
+    """
     x = self._embed(token[:, None], offset=position)
-    max_length = ops.shape(state['self0'][0])[2]
-    slot = ops.one_hot(position, max_length, dtype=self.compute_dtype)[None, None, :, None]
-    visible = ops.less_equal(ops.arange(max_length), position)[None, None, :]
-    new_state = {'source_mask': state['source_mask']}
+    rows, max_length = ops.shape(state['prefix_rows'])
+    heads = self.decoder_blocks[0]['self'].num_heads
+    prefix_rows = ops.where(ops.arange(max_length) == position, ops.arange(rows)[:, None],
+                            state['prefix_rows'])
+    prefix = ((ops.arange(position + 1) * rows + prefix_rows[:, None, :position + 1]) * heads
+              + ops.arange(heads)[None, :, None])
+    new_state = dict(state, prefix_rows=prefix_rows)
     for i, b in enumerate(self.decoder_blocks):
       y = b['self_res'].norm(x)
-      k, v = b['self'].keys_values(y)
-      keys, values = (c + slot * n for c, n in zip(state[f'self{i}'], (k, v)))
-      new_state[f'self{i}'] = (keys, values)
-      new_state[f'cross{i}'] = state[f'cross{i}']
-      x = b['self_res'](x, b['self'].attend(y, keys, values, visible))
-      x = b['cross_res'](x, b['cross'].attend(b['cross_res'].norm(x), *state[f'cross{i}'],
-                                              state['source_mask']))
+      attended, new_state[f'self{i}'] = b['self'].step(y, state[f'self{i}'], position, prefix)
+      x = b['self_res'](x, attended)
+      x = b['cross_res'](x, b['cross'].attend_per_sentence(
+          b['cross_res'].norm(x), *state[f'cross{i}'], state['source_mask']))
       x = b['ffn_res'](x, b['ffn'](b['ffn_res'].norm(x)))
     return self._logits(x)[:, 0], new_state
 
   def reorder(self, state, indices):
-    """The state of the rows `indices` (beam search keeps the surviving hypotheses)."""
-    return {k: tuple(ops.take(t, indices, axis=0) for t in v) if isinstance(v, tuple)
-            else ops.take(v, indices, axis=0) for k, v in state.items()}
+    """The state of the hypotheses `indices` [B], index r naming a row of the same sentence as
+    row r (as beam search reorders): only the prefix table moves."""
+    return dict(state, prefix_rows=ops.take(state['prefix_rows'], indices, axis=0))

@@ -1,8 +1,10 @@
 """Beam search: the compiled search against the previous host-side decoder (fairseq's end-of-
 sentence rule), against a numpy port of tensor2tensor's loop (t2t's rule), greedy decoding and
-an exhaustive search."""
+an exhaustive search; the incremental decoding step against the previous one (every state entry
+per hypothesis, attention over the whole preallocated cache) and against teacher forcing."""
 import itertools
 
+from keras import ops
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -158,6 +160,51 @@ def _t2t_beam_search(model, source, beam, alpha, temperature, extra_length=50):
   return [list(s[:list(s).index(EOS)]) if EOS in s else list(s) for s in seqs.tolist()]
 
 
+class _ReferenceDecoder:
+  """The previous incremental decoder, verbatim, on `model`'s weights: every state entry per
+  hypothesis row (cross-attention keys/values and the source mask repeated per beam and
+  gathered with the caches at each reorder), caches [rows, heads, max_length, depth] rewritten
+  whole each step and attention over all max_length positions, masked."""
+
+  def __init__(self, model):
+    self.model, self.vocab_size, self.max_length = model, model.vocab_size, model.max_length
+
+  def start_decoding(self, source, max_length, beam=1):
+    model = self.model
+    encoded, mask = model.encode(source)
+    batch = ops.shape(source)[0]
+    state = {'source_mask': mask}
+    for i, b in enumerate(model.decoder_blocks):
+      state[f'cross{i}'] = b['cross'].keys_values(encoded)
+      empty = ops.zeros((batch, b['self'].num_heads, max_length, b['self'].depth),
+                        model.compute_dtype)
+      state[f'self{i}'] = (empty, empty)
+    return self.reorder(state, ops.repeat(ops.arange(batch), beam))
+
+  def decode_step(self, token, position, state):
+    model = self.model
+    x = model._embed(token[:, None], offset=position)  # pylint: disable=protected-access
+    max_length = ops.shape(state['self0'][0])[2]
+    slot = ops.one_hot(position, max_length, dtype=model.compute_dtype)[None, None, :, None]
+    visible = ops.less_equal(ops.arange(max_length), position)[None, None, :]
+    new_state = {'source_mask': state['source_mask']}
+    for i, b in enumerate(model.decoder_blocks):
+      y = b['self_res'].norm(x)
+      k, v = b['self'].keys_values(y)
+      keys, values = (c + slot * n for c, n in zip(state[f'self{i}'], (k, v)))
+      new_state[f'self{i}'] = (keys, values)
+      new_state[f'cross{i}'] = state[f'cross{i}']
+      x = b['self_res'](x, b['self'].attend(y, keys, values, visible))
+      x = b['cross_res'](x, b['cross'].attend(b['cross_res'].norm(x), *state[f'cross{i}'],
+                                              state['source_mask']))
+      x = b['ffn_res'](x, b['ffn'](b['ffn_res'].norm(x)))
+    return model._logits(x)[:, 0], new_state  # pylint: disable=protected-access
+
+  def reorder(self, state, indices):
+    return {k: tuple(ops.take(t, indices, axis=0) for t in v) if isinstance(v, tuple)
+            else ops.take(v, indices, axis=0) for k, v in state.items()}
+
+
 @pytest.fixture(scope='module')
 def peaky_model():
   return _peaky_model()
@@ -245,3 +292,48 @@ def test_wide_beam_finds_the_best_sequence_under_the_length_penalty(alpha, tempe
     found = beam_search.beam_search(model, source[None], beam=128, alpha=alpha,
                                     temperature=temperature, max_length=4)[0]
     assert found == best
+
+
+@pytest.fixture(scope='module', params=['peaky', 'two_layers'])
+def model_and_reference(request):
+  """A random model and the previous decoder on its weights (one each: the search traces once)."""
+  model = _peaky_model() if request.param == 'peaky' else _tiny(
+      vocab=VOCAB, layers=2, d_model=32, scale=3, seed=5, eos_scale=2.0)
+  return model, _ReferenceDecoder(model)
+
+
+@pytest.mark.parametrize('beam', [1, 2, 4])
+def test_decode_steps_give_the_previous_steps_logits_and_teacher_forcings(model_and_reference,
+                                                                         beam):
+  """Random tokens and reorders within each sentence, up to the last cached position: the step's
+  logits equal the previous step's (float rounding apart) and the teacher-forced logits of each
+  hypothesis's own prefix."""
+  model, reference = model_and_reference
+  rng = np.random.default_rng(beam)
+  source, max_length = _sources(5, seed=beam), 12
+  state = model.start_decoding(source, max_length, beam)
+  reference_state = reference.start_decoding(source, max_length, beam)
+  prefixes = np.full((len(source) * beam, 1), PAD, np.int32)
+  for t in range(max_length):
+    logits, state = model.decode_step(tf.constant(prefixes[:, -1]), t, state)
+    want, reference_state = reference.decode_step(tf.constant(prefixes[:, -1]), t,
+                                                  reference_state)
+    np.testing.assert_allclose(logits.numpy(), want.numpy(), rtol=0, atol=1e-5)
+    forced = model((np.repeat(source, beam, axis=0), prefixes)).numpy()[:, -1]
+    np.testing.assert_allclose(logits.numpy(), forced, rtol=0, atol=1e-4)
+    rows = np.repeat(np.arange(len(source)) * beam, beam) + rng.integers(0, beam, len(prefixes))
+    state = model.reorder(state, tf.constant(rows, tf.int32))
+    reference_state = reference.reorder(reference_state, tf.constant(rows, tf.int32))
+    prefixes = np.c_[prefixes[rows], rng.integers(2, VOCAB, len(prefixes))].astype(np.int32)
+
+
+@pytest.mark.parametrize('eos_rule', ['t2t', 'fairseq'])
+@pytest.mark.parametrize('beam', [1, 2, 4])
+def test_the_search_gives_the_previous_steps_hypotheses(model_and_reference, beam, eos_rule):
+  model, reference = model_and_reference
+  for alpha, temperature, batches in _configurations(beam):
+    for sources in batches:
+      assert beam_search.beam_search(model, sources, beam, alpha, temperature,
+                                     eos_rule=eos_rule) == (
+          beam_search.beam_search(reference, sources, beam, alpha, temperature,
+                                  eos_rule=eos_rule))
