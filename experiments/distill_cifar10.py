@@ -93,7 +93,7 @@ def _measure(runs, strategy):
   return measured
 
 
-def _train(run, num_train, queued_seconds, kwargs):
+def _train(run, queued_seconds, kwargs):
   from distillation import mi_record, train_student  # pylint: disable=g-import-not-at-top
   from models import training  # pylint: disable=g-import-not-at-top
   if run.config.teacher_dir:
@@ -111,7 +111,7 @@ def _train_all(runs, num_train, step_seconds, later, kwargs, points):
   left = [section.estimated_seconds(r, num_train, step_seconds) for r in runs]
   for i, run in enumerate(runs):
     print(f'[{run.name}] {run.run_dir}', flush=True)
-    results = _train(run, num_train, sum(left[i + 1:]) + later, kwargs)
+    results = _train(run, sum(left[i + 1:]) + later, kwargs)
     if not results.get('finished'):
       return False  # --stop_after_steps: the sweep stops here, as a kill would
     points.append(section.point(run, results, FLAGS.output_dir))

@@ -127,20 +127,23 @@ def contrast_runs(grid, points, contrast_seeds, split='validation'):
                       grid.run('student_smoothed_teacher', alpha_smoothed, seed))]
 
 
-def status(run):
-  """'finished' / 'resume from step N' / 'train', read from the run directory."""
+def _progress(run):
+  """(finished, step of the latest checkpoint), read from the run directory."""
   if run_files.gfile.exists(os.path.join(run.run_dir, 'results.json')):
-    return 'finished'
-  step = run_files.latest_checkpoint_step(run.run_dir)
-  return f'resume from step {step}' if step else 'train'
+    return True, None
+  return False, run_files.latest_checkpoint_step(run.run_dir)
+
+
+def status(run):
+  """'finished' / 'resume from step N' / 'train'."""
+  finished, step = _progress(run)
+  return 'finished' if finished else f'resume from step {step}' if step else 'train'
 
 
 def remaining_steps(run, num_train):
   """Steps still to train (0 when finished)."""
-  if run_files.gfile.exists(os.path.join(run.run_dir, 'results.json')):
-    return 0
-  return recipes.total_steps(run.config, num_train) - run_files.latest_checkpoint_step(
-      run.run_dir)
+  finished, step = _progress(run)
+  return 0 if finished else recipes.total_steps(run.config, num_train) - step
 
 
 def estimated_seconds(run, num_train, step_seconds):
@@ -193,10 +196,10 @@ def point(run, results, output_dir):
           'accuracy': {s: m['accuracy'] for s, m in results['metrics'].items()}}
 
 
-def _baseline_at(points, gamma, split):
-  """The first seed's student baseline accuracy interpolated at `gamma` (None outside it)."""
+def _baseline_at(points, seed, gamma, split):
+  """Seed `seed`'s student baseline accuracy interpolated at `gamma` (None outside it)."""
   rows = sorted((p['gamma'], p['accuracy'][split]) for p in points
-                if p['group'] == 'student_baseline' and p['seed'] == min(q['seed'] for q in points))
+                if p['group'] == 'student_baseline' and p['seed'] == seed)
   if not rows or not rows[0][0] <= gamma <= rows[-1][0]:
     return None
   return float(np.interp(gamma, *zip(*rows)))
@@ -220,7 +223,7 @@ def findings(points, split='validation'):
             [a for a, _ in teachers[1:] if a <= 0.6 + 1e-9]) else 'does not hold (one seed)')}
   hard = [p for p in points if p['group'] == 'student_hard_teacher' and p['seed'] == first]
   above = [(p['setting'], acc(p) - 100.0 * b) for p in hard
-           if (b := _baseline_at(points, p['gamma'], split)) is not None]
+           if (b := _baseline_at(points, first, p['gamma'], split)) is not None]
   if above:
     out['every_temperature_beats_baseline'] = {
         'text': 'every temperature-distilled student beats the student baseline at its gamma',
