@@ -1,6 +1,8 @@
 """ResNet-56 v2 (pre-activation) as tensor2tensor builds it for CIFAR."""
 import keras
 
+from models.batch_norm import FusedBatchNormalization
+
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
 
@@ -17,8 +19,7 @@ def _conv(filters, kernel, stride, reg, name):
 
 
 def _bn(reg, name):
-  return keras.layers.BatchNormalization(beta_regularizer=reg, gamma_regularizer=reg, name=name,
-                                         **_BN)
+  return FusedBatchNormalization(beta_regularizer=reg, gamma_regularizer=reg, name=name, **_BN)
 
 
 def resnet56(num_classes=10, input_shape=(32, 32, 3), weight_decay=0.0, blocks_per_stage=9):

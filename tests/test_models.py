@@ -4,10 +4,12 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import models
 from models import training
 from models.alexnet import LocalResponseNormalization
+from models.batch_norm import FusedBatchNormalization
 from tests.conftest import needs_onednn_bfloat16
 
 
@@ -43,6 +45,7 @@ def test_resnet56_parameter_count_by_hand():
 def test_resnet56_structure():
   model = models.resnet56(100)
   convs = [l for l in model.layers if l.__class__.__name__ == 'Conv2D']
+  assert len([l for l in model.layers if isinstance(l, FusedBatchNormalization)]) == 58
   assert len([c for c in convs if not c.name.endswith('_proj')]) == 55  # + dense = 56 layers
   assert model.get_layer('stage1_block0_conv1').strides == (2, 2)
   assert model.get_layer('stage1_block0_conv1').padding == 'valid'  # fixed padding
@@ -140,3 +143,46 @@ def test_a_mixed_bfloat16_run_trains_and_its_policy_survives_clear_session(tmp_p
   assert results['metrics']['test']['accuracy'] > 0.8
   assert 0.0 <= results['metrics']['test']['ece'] < 0.1
   assert keras.config.dtype_policy().name == 'float32'  # the caller's policy, restored
+
+
+def _keras_and_fused_pair(seed=0):
+  """A Keras BatchNormalization and the fused one with the same random state."""
+  rng = np.random.default_rng(seed)
+  layers = (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+            FusedBatchNormalization(momentum=0.9, epsilon=1e-5))
+  state = [rng.normal(size=3), rng.normal(size=3), rng.normal(size=3), rng.uniform(0.5, 2, 3)]
+  for layer in layers:
+    layer.build((None, 5, 4, 3))
+    layer.set_weights([s.astype(np.float32) for s in state])  # gamma, beta, moving mean, var
+  x = (rng.normal(size=(6, 5, 4, 3)) * [1.0, 3.0, 0.2] + [0.5, -2.0, 4.0]).astype(np.float32)
+  return layers, state, x
+
+
+def test_fused_batch_norm_matches_numpy_float64_and_keras_in_training():
+  """Output, moving statistics (biased variance, Keras's rule) and gradients, one step."""
+  (plain, fused), (gamma, beta, mean0, var0), x = _keras_and_fused_pair()
+  x64 = x.astype(np.float64)
+  mean, var = x64.mean(axis=(0, 1, 2)), x64.var(axis=(0, 1, 2))
+  want = gamma * (x64 - mean) / np.sqrt(var + 1e-5) + beta
+  grads = []
+  for layer in (plain, fused):
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+      tape.watch(xt)
+      y = layer(xt, training=True)
+      loss = tf.reduce_sum(y * tf.sin(xt))
+    grads.append(tape.gradient(loss, [xt] + layer.trainable_variables))
+    np.testing.assert_allclose(y.numpy(), want, atol=1e-5)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.9 * mean0 + 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), 0.9 * var0 + 0.1 * var, rtol=1e-5)
+  for g_plain, g_fused in zip(*grads):
+    np.testing.assert_allclose(g_fused.numpy(), g_plain.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_fused_batch_norm_inference_and_checkpoint_names_match_keras():
+  (plain, fused), (gamma, beta, mean, var), x = _keras_and_fused_pair(1)
+  want = gamma * (x.astype(np.float64) - mean) / np.sqrt(var + 1e-5) + beta
+  np.testing.assert_allclose(fused(x, training=False).numpy(), want, atol=1e-5)
+  np.testing.assert_allclose(plain(x, training=False).numpy(), want, atol=1e-5)
+  assert [v.path.split('/')[-1] for v in fused.variables] == [
+      v.path.split('/')[-1] for v in plain.variables]
