@@ -230,8 +230,11 @@ def translation_section(results_dir):
                          f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
                          f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
     if s and 'claims' in s:
-      from experiments.translation_section import claim_lines  # pylint: disable=g-import-not-at-top
-      lines += ['', 'Paper claims (one seed):', ''] + claim_lines(s['claims'])
+      from experiments.translation_section import claim_lines, seed_claim_lines  # pylint: disable=g-import-not-at-top
+      lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', ''] + claim_lines(s['claims'])
+      if 'across_seeds' in s:
+        lines += ['', f'Across seeds {s["across_seeds"]["seeds"]} (paired by seed):', '']
+        lines += seed_claim_lines(s['across_seeds'])
     lines.append('')
   return lines
 

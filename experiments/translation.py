@@ -7,7 +7,8 @@ paper's transformer_base on WMT14 with --model=transformer_base) or reuses --run
 evaluates each run once (translation_eval.json and hypotheses/ in its run directory): token
 accuracy, NLL and ECE on the validation set at every temperature and the NLL-fitted one, BLEU of
 beam-search translations of the validation set at each --bleu_temperatures and of the test set
-at T = 1 (and the fitted T of the hard-target model).
+at T = 1 (and the fitted T of the hard-target model). With --num_seeds, every alpha is trained
+with each seed and the paper's claims are checked across the seeds with paired t-tests.
 """
 import os
 
@@ -25,7 +26,10 @@ common.define_number_list('alphas', ['0', '0.1'], 'Label smoothing of the runs.'
                           upper=1.0)
 flags.DEFINE_enum('label_smoothing_convention', 't2t', ['t2t', 'uniform'],
                   't2t: 1 - a on the true token, a / (V - 1) elsewhere (the paper\'s Transformer).')
-flags.DEFINE_integer('seed', 0, 'Seed of initialization, dropout and batch order.')
+flags.DEFINE_integer('seed', 0, 'Seed of initialization, dropout and batch order (the first).')
+flags.DEFINE_integer('num_seeds', 1, 'Seeds seed, seed + 1, ...: every alpha is trained with '
+                     'each, and each claim is checked across them with a paired test.',
+                     lower_bound=1)
 flags.DEFINE_integer('train_steps', None, 'Training steps (recipe default).', lower_bound=1)
 flags.DEFINE_integer('batch_size', None, 'Tokens per batch (recipe default 4096).', lower_bound=1)
 flags.DEFINE_integer('warmup_steps', None, 'Learning-rate warm-up steps.', lower_bound=1)
@@ -66,17 +70,18 @@ def main(argv):
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
     run_dirs = []
-    for alpha in [float(a) for a in FLAGS.alphas]:
+    for seed, alpha in [(s, float(a)) for s in range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds)
+                        for a in FLAGS.alphas]:
       config = recipes.translation_recipe(
           FLAGS.model, dataset=FLAGS.dataset, label_smoothing=alpha,
-          label_smoothing_convention=FLAGS.label_smoothing_convention, seed=FLAGS.seed,
+          label_smoothing_convention=FLAGS.label_smoothing_convention, seed=seed,
           train_steps=FLAGS.train_steps, batch_size=FLAGS.batch_size,
           warmup_steps=FLAGS.warmup_steps, vocab_size=FLAGS.vocab_size,
           learning_rate_constant=FLAGS.learning_rate_constant,
           encoder_layers=FLAGS.encoder_layers, decoder_layers=FLAGS.decoder_layers,
           d_model=FLAGS.d_model, num_heads=FLAGS.num_heads, ffn=FLAGS.ffn,
           dtype_policy=FLAGS.dtype_policy)
-      run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{FLAGS.seed}')
+      run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')
       translation_training.train_translation(config, run_dir, **common.train_kwargs())
       run_dirs.append(run_dir)
   settings = translation_section.EvalSettings(

@@ -203,6 +203,61 @@ def paper_claims(hard, smoothed, significance):
   ]
 
 
+def _seed_values(hard, smoothed):
+  """One seed's figures behind paper_claims, as {network: value} for distillation.seeds."""
+  def bleu(e, t, key='validation_bleu'):
+    return _at(e[key], t)['uncased_intl']['score']
+  fitted = hard['tokens']['fitted_temperature']
+  values = {}
+  for name, e in (('hard targets', hard), ('label smoothing', smoothed)):
+    values[f'ECE at T=1, {name}'] = _at(e['tokens']['sweep'], 1.0)['ece']
+    values[f'validation BLEU at T=1, {name}'] = bleu(e, 1.0)
+    values[f'test BLEU at T=1, {name}'] = bleu(e, 1.0, 'test_bleu')
+    values[f'NLL at the best T, {name}'] = min(r['nll'] for r in e['tokens']['sweep'])
+  values['validation BLEU at the fitted T, hard targets'] = bleu(hard, fitted)
+  return values
+
+
+def seed_claims(evaluations, alpha):
+  """The paper's claims across seeds: alpha against hard targets, paired by seed (the same
+  initialization and batch order), with distillation.seeds' paired t-test."""
+  from distillation import seeds  # pylint: disable=g-import-not-at-top
+  by_seed = {}
+  for e in evaluations:
+    by_seed.setdefault(e['_run'][1].seed, {})[e['alpha']] = e
+  values = {seed: _seed_values(runs[0.0], runs[alpha]) for seed, runs in by_seed.items()
+            if 0.0 in runs and alpha in runs}
+
+  def claim(text, quantity, first, second, sign):
+    return {'text': text, 'first': f'{quantity}, {first}', 'second': f'{quantity}, {second}',
+            'expected_sign': sign}
+  smoothed, hard = 'label smoothing', 'hard targets'
+  return seeds.summarize_seeds(values, [
+      claim('label smoothing calibrates the next-token predictions better', 'ECE at T=1',
+            smoothed, hard, -1),
+      claim('label smoothing gives better BLEU (validation)', 'validation BLEU at T=1',
+            smoothed, hard, 1),
+      claim('label smoothing gives better BLEU (test2016)', 'test BLEU at T=1', smoothed, hard,
+            1),
+      claim('label smoothing gives worse NLL, even at the best temperature',
+            'NLL at the best T', smoothed, hard, 1),
+      {'text': 'temperature scaling improves the hard-target BLEU (only slightly: the mean gain '
+               'is below 1 BLEU)',
+       'first': 'validation BLEU at the fitted T, hard targets',
+       'second': 'validation BLEU at T=1, hard targets', 'expected_sign': 1}])
+
+
+def seed_claim_lines(summary):
+  """Markdown of seed_claims: per claim the mean paired difference, its spread and verdict."""
+  lines = []
+  for c in summary['claims']:
+    per_seed = ', '.join(f'{d:+.3f}' for d in c['per_seed'])
+    lines.append(f'- {c["text"]}: **{c["verdict"]}** (difference {c["mean"]:+.3f} +/- '
+                 f'{c["std"]:.3f} over {c["n"]} seeds: {per_seed}; paired t-test '
+                 f'p={c["p_value"]:.3f})')
+  return lines
+
+
 def _at(rows, temperature):
   return min(rows, key=lambda r: abs(r['temperature'] - temperature))
 
@@ -210,8 +265,10 @@ def _at(rows, temperature):
 def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   """Evaluates every run, writes the section's tables and figures; returns the markdown."""
   from visualization import translation as figure  # pylint: disable=g-import-not-at-top
-  evaluations = sorted((evaluate_run(d, settings, data_dir) for d in run_dirs),
-                       key=lambda e: e['alpha'])
+  every_seed = [evaluate_run(d, settings, data_dir) for d in run_dirs]
+  first_seed = min(e['_run'][1].seed for e in every_seed)
+  evaluations = sorted((e for e in every_seed if e['_run'][1].seed == first_seed),
+                       key=lambda e: e['alpha'])  # the tables and figures: the first seed
   run_files.make_dir(output_dir)
   hard = next((e for e in evaluations if e['alpha'] == 0.0), None)
   smoothed = [e for e in evaluations if e['alpha'] > 0]
@@ -259,12 +316,18 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
               f'{in_sample_bleu["uncased_intl"]["score"]:.2f}.']
     summary['bleu_significance'] = _bleu_significance(hard, best, settings.max_sentences)
     summary['claims'] = paper_claims(hard, best, summary['bleu_significance'])
-    lines += ['', f'Paper claims (alpha={best["alpha"]:g} against hard targets, one seed):', '']
+    lines += ['', f'Paper claims (alpha={best["alpha"]:g} against hard targets, seed '
+              f'{first_seed}):', '']
     lines += claim_lines(summary['claims'])
+    if len({e['_run'][1].seed for e in every_seed}) > 1:
+      summary['across_seeds'] = seed_claims(every_seed, best['alpha'])
+      lines += ['', f'Across seeds {summary["across_seeds"]["seeds"]} (alpha={best["alpha"]:g} '
+                'against hard targets of the same seed):', '']
+      lines += seed_claim_lines(summary['across_seeds'])
   signatures = {k: v['signature'] for k, v in evaluations[0]['test_bleu'][0].items()
                 if isinstance(v, dict)}
   run_files.write_json(os.path.join(output_dir, 'translation.json'), {
-      'run_dirs': [run_files.relative_to(d, output_dir) for d in run_dirs],
+      'run_dirs': [run_files.relative_to(d, output_dir) for d in run_dirs], 'seed': first_seed,
       'settings': dataclasses.asdict(settings), 'rows': table,
       'summary': summary, 'bleu_signatures': signatures,
       'curves': [{k: e[k] for k in ('alpha', 'tokens', 'validation_bleu', 'test_bleu')}

@@ -274,14 +274,41 @@ def test_paper_claims_follow_the_numbers():
   assert '2 of 3 temperatures' in claims[2]['evidence'] and 'T=2.00' in claims[2]['evidence']
 
 
+def test_claims_across_seeds_pair_each_seeds_runs():
+  from experiments.translation_section import seed_claims  # pylint: disable=g-import-not-at-top
+  evaluations = []
+  for seed, (ece_hard, ece_smooth, bleu_hard, bleu_smooth, gain) in enumerate(
+      [(0.060, 0.020, 30.0, 31.0, 0.3), (0.050, 0.012, 32.0, 31.5, -0.2),
+       (0.055, 0.016, 31.0, 31.2, 0.1)]):
+    for alpha, ece, bleu, nll in ((0.0, ece_hard, bleu_hard, 1.5), (0.1, ece_smooth, bleu_smooth,
+                                                                     1.6 + 0.01 * seed)):
+      e = _evaluation(alpha, ece, {0.9: nll + 0.05, 1.0: nll, 1.2: nll + 0.02},
+                      {1.0: bleu, 1.2: bleu + gain})
+      e['test_bleu'] = [{'temperature': 1.0, 'uncased_intl': {'score': bleu - 1.0}}]
+      e['_run'] = (None, _tiny_config(seed=10 + seed), None)
+      evaluations.append(e)
+  summary = seed_claims(evaluations[::-1], 0.1)  # any order: runs are paired by their seed
+  assert summary['seeds'] == [10, 11, 12]
+  ece, bleu, test_bleu, nll, scaling = summary['claims']
+  np.testing.assert_allclose(ece['per_seed'], [-0.040, -0.038, -0.039])
+  assert ece['verdict'] == 'holds beyond seed noise'
+  np.testing.assert_allclose(bleu['per_seed'], [1.0, -0.5, 0.2])
+  np.testing.assert_allclose(test_bleu['per_seed'], bleu['per_seed'])
+  assert bleu['verdict'] == 'not established beyond seed noise'
+  np.testing.assert_allclose(nll['per_seed'], [0.10, 0.11, 0.12])  # at each run's best T (1.0)
+  assert nll['verdict'] == 'holds beyond seed noise'
+  np.testing.assert_allclose(scaling['per_seed'], [0.3, -0.2, 0.1])  # the fitted T is 1.2
+  assert scaling['verdict'] == 'not established beyond seed noise'
+
+
 def test_the_section_compares_two_runs_end_to_end(tmp_path, shared_data):
   from experiments import report, translation_section  # pylint: disable=g-import-not-at-top
   runs = []
-  for alpha in (0.0, 0.1):
-    runs.append(str(tmp_path / f'alpha_{alpha:g}'))
-    translation_training.train_translation(_tiny_config(train_steps=5, label_smoothing=alpha),
-                                           runs[-1], data_dir=shared_data,
-                                           log=lambda *a, **k: None)
+  for seed, alpha in ((0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)):
+    runs.append(str(tmp_path / f'alpha_{alpha:g}_seed_{seed}'))
+    translation_training.train_translation(
+        _tiny_config(train_steps=5, label_smoothing=alpha, seed=seed), runs[-1],
+        data_dir=shared_data, log=lambda *a, **k: None)
   settings = translation_section.EvalSettings(temperatures=[0.8, 1.0], bleu_temperatures=[1.0],
                                               beam_size=2, max_sentences=5)
   out = tmp_path / 'results' / 'translation'
@@ -294,8 +321,13 @@ def test_the_section_compares_two_runs_end_to_end(tmp_path, shared_data):
   assert markdown.count('**holds**') + markdown.count('**does not hold**') == 4
   for name in ('figure4.png', 'reliability_translation.png', 'translation.md'):
     assert os.path.getsize(out / name) > 0
+  assert written['seed'] == 0 and {r['alpha'] for r in written['rows']} == {0.0, 0.1}
+  across = written['summary']['across_seeds']
+  assert across['seeds'] == [0, 1] and len(across['claims']) == 5
+  assert all(c['n'] == 2 and 'seed noise' in c['verdict'] for c in across['claims'])
   reported = '\n'.join(report.translation_section(str(tmp_path / 'results')))
   assert reported.count('**holds**') + reported.count('**does not hold**') == 4
+  assert reported.count('seed noise**') == 5 and 'Across seeds [0, 1]' in reported
 
 
 def test_one_mirrored_translation_step_equals_one_device_step():
