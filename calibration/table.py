@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-from calibration import metrics, reliability, temperature
-from models import run_files
+from calibration import metrics, temperature
+from data import run_files
 
 SWEEP_TEMPERATURES = tuple(np.round(np.arange(0.5, 4.01, 0.1), 2))
 
@@ -41,8 +41,8 @@ def calibration_table(runs, num_bins=metrics.NUM_BINS):
   return {'rows': rows, 'summary': summary, 'test_temperature_sweeps': sweeps}
 
 
-def write_calibration(table, runs, output_dir, model, dataset, num_bins=metrics.NUM_BINS):
-  """calibration.json, calibration.md and the reliability diagram (png/pdf/json)."""
+def write_calibration(table, output_dir, model, dataset, num_bins=metrics.NUM_BINS):
+  """calibration.json and calibration.md; returns the markdown."""
   run_files.make_dir(output_dir)
   table = dict(table, model=model, dataset=dataset, split='test', num_bins=num_bins)
   run_files.write_json(os.path.join(output_dir, 'calibration.json'), table)
@@ -59,12 +59,17 @@ def write_calibration(table, runs, output_dir, model, dataset, num_bins=metrics.
               f'{s["temperature_scaled"]["ece"]:.3f} ({s["temperature_scaled"]["temperature"]:.2f})'
               f' | {s["label_smoothing"]["ece"]:.3f} ({s["label_smoothing"]["alpha"]:g}) |']
   run_files.write_text(os.path.join(output_dir, 'calibration.md'), '\n'.join(lines) + '\n')
-  curves = [(f'alpha={r["alpha"]:g}', *r['test'], 1.0) for r in sorted(runs, key=lambda r: r['alpha'])]
-  ts = [r for r in table['rows'] if r['kind'] == 'temperature_scaled']
-  if ts:
-    hard = next(r for r in runs if r['alpha'] == 0.0)
-    curves.insert(1, (f'alpha=0, T={ts[0]["temperature"]:.2f}', *hard['test'],
-                      ts[0]['temperature']))
-  reliability.plot_reliability(curves, os.path.join(output_dir, 'reliability'),
-                               f'{model} on {dataset}', num_bins)
   return '\n'.join(lines)
+
+
+def reliability_curves(table, runs):
+  """The reliability diagram's curves (label, test logits, labels, T): every run at T = 1 and
+  the hard-target run at its fitted temperature."""
+  curves = [(f'alpha={r["alpha"]:g}', *r['test'], 1.0)
+            for r in sorted(runs, key=lambda r: r['alpha'])]
+  scaled = [r for r in table['rows'] if r['kind'] == 'temperature_scaled']
+  if scaled:
+    hard = next(r for r in runs if r['alpha'] == 0.0)
+    curves.insert(1, (f'alpha=0, T={scaled[0]["temperature"]:.2f}', *hard['test'],
+                      scaled[0]['temperature']))
+  return curves

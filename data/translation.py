@@ -92,7 +92,7 @@ def learn_vocabulary(sentences, vocab_size, path):
       normalization_rule_name='identity', remove_extra_whitespaces=False,
       bos_id=-1, input_sentence_size=2_000_000, shuffle_input_sentence=True,
       num_threads=2, minloglevel=2)
-  from models import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files  # pylint: disable=g-import-not-at-top
   run_files.make_dir(os.path.dirname(path))
   run_files.write_bytes(path, model.getvalue())
   return path
@@ -103,7 +103,7 @@ class Vocabulary:
 
   def __init__(self, path):
     import tensorflow_text as text  # pylint: disable=g-import-not-at-top
-    from models import run_files  # pylint: disable=g-import-not-at-top
+    from data import run_files  # pylint: disable=g-import-not-at-top
     with tf.io.gfile.GFile(path, 'rb') as f:
       self.proto = f.read()
     try:

@@ -14,8 +14,8 @@ import tensorflow as tf
 
 import data
 from data import preprocessing
+from data import run_files
 from distillation.mutual_information import mutual_information
-from models import run_files
 
 RECORD = 'mutual_information.json'
 

@@ -121,9 +121,9 @@ def _train_all(runs, num_train, step_seconds, later, kwargs, points):
 def main(argv):
   del argv
   import data  # pylint: disable=g-import-not-at-top
-  from distillation import figures  # pylint: disable=g-import-not-at-top
+  from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  from models import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files  # pylint: disable=g-import-not-at-top
   _apply_preset()
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:

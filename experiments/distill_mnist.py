@@ -59,7 +59,7 @@ def train_seed(seed, output_dir, base, kwargs):
 def main(argv):
   del argv
   from distillation import seeds  # pylint: disable=g-import-not-at-top
-  from models import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files  # pylint: disable=g-import-not-at-top
   if FLAGS.num_seeds > 1 and (FLAGS.teacher_dropout_dir or FLAGS.teacher_ls_dir):
     raise ValueError('--teacher_dropout_dir / --teacher_ls_dir reuse one seed\'s teachers; '
                      'leave them out with --num_seeds > 1.')

@@ -14,8 +14,9 @@ from typing import Optional
 
 import numpy as np
 
+from data import run_files
 from distillation import seeds as seed_stats
-from models import recipes, run_files, training
+from models import recipes, training
 
 GROUP_DIRS = {
     'teacher': 'teachers',

@@ -36,9 +36,11 @@ def run(model, dataset, classes, every):
 def _main(argv):
   del argv
   import data  # pylint: disable=g-import-not-at-top
-  from distillation import figures, mi_record  # pylint: disable=g-import-not-at-top
+  from distillation import mi_record  # pylint: disable=g-import-not-at-top
+  from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
   from experiments import sweep  # pylint: disable=g-import-not-at-top
-  from models import recipes, run_files, training  # pylint: disable=g-import-not-at-top
+  from models import recipes, training  # pylint: disable=g-import-not-at-top
+  from data import run_files  # pylint: disable=g-import-not-at-top
   classes = [int(c) for c in FLAGS.classes]
   num_classes = data.num_classes(FLAGS.dataset)
   if len(classes) != 2 or classes[0] == classes[1] or max(classes) >= num_classes:

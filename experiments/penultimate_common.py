@@ -30,7 +30,8 @@ def _main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import sweep  # pylint: disable=g-import-not-at-top
-  from models import run_files, training  # pylint: disable=g-import-not-at-top
+  from models import training  # pylint: disable=g-import-not-at-top
+  from data import run_files  # pylint: disable=g-import-not-at-top
   from visualization import cluster_statistics, figures, penultimate  # pylint: disable=g-import-not-at-top
   import data  # pylint: disable=g-import-not-at-top
   classes = [int(c) for c in FLAGS.classes]

@@ -35,7 +35,7 @@ def _ece_at_alpha(ece, alpha):
 
 def _load_all(results_dir, filename):
   """(folder relative to results_dir, value) of every `filename` below results_dir, in order."""
-  from models import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files  # pylint: disable=g-import-not-at-top
   paths = sorted(os.path.join(folder, filename)
                  for folder, _, files in run_files.gfile.walk(results_dir) if filename in files)
   for path in paths:
@@ -230,11 +230,12 @@ def translation_section(results_dir):
                          f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
                          f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
     if s and 'claims' in s:
-      from experiments.translation_section import claim_lines, seed_claim_lines  # pylint: disable=g-import-not-at-top
-      lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', ''] + claim_lines(s['claims'])
+      from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
+      lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', '']
+      lines += section.claim_lines(s['claims'])
       if 'across_seeds' in s:
         lines += ['', f'Across seeds {s["across_seeds"]["seeds"]} (paired by seed):', '']
-        lines += seed_claim_lines(s['across_seeds'])
+        lines += section.seed_claim_lines(s['across_seeds'])
     lines.append('')
   return lines
 
@@ -258,7 +259,7 @@ def main(argv):
   report = build_report(FLAGS.results_dir)
   print(report)
   if FLAGS.output:
-    from models import run_files  # pylint: disable=g-import-not-at-top
+    from data import run_files  # pylint: disable=g-import-not-at-top
     run_files.write_text(FLAGS.output, report + '\n')
 
 

@@ -1,8 +1,9 @@
 """Runs (or collects finished) training runs over a grid, one run directory per point."""
 import os
 
+from data import run_files
 from distillation.seeds import mean_std
-from models import recipes, run_files, training
+from models import recipes, training
 
 
 def run_dir_name(alpha, seed):
@@ -54,7 +55,8 @@ def write_table(rows, output_dir, model, dataset, split='test'):
 
 def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
   """Paper Table 3 and the reliability diagram for finished runs of one model and dataset."""
-  from calibration import table  # pylint: disable=g-import-not-at-top  (matplotlib)
+  from calibration import table  # pylint: disable=g-import-not-at-top
+  from visualization import reliability  # pylint: disable=g-import-not-at-top  (matplotlib)
   runs, configs = [], []
   for run_dir in run_dirs:
     config, splits = training.run_logits(run_dir, data_dir)
@@ -66,5 +68,9 @@ def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
   if len({(c.model, c.dataset) for c in configs}) != 1:
     raise ValueError('--run_dirs mix models or datasets; calibrate one model/dataset at a time.')
   result = table.calibration_table(runs, num_bins)
-  return table.write_calibration(result, runs, output_dir, configs[0].model, configs[0].dataset,
-                                 num_bins)
+  model, dataset = configs[0].model, configs[0].dataset
+  markdown = table.write_calibration(result, output_dir, model, dataset, num_bins)
+  reliability.plot_reliability(table.reliability_curves(result, runs),
+                               os.path.join(output_dir, 'reliability'), f'{model} on {dataset}',
+                               num_bins)
+  return markdown

@@ -10,9 +10,10 @@ import time
 
 import numpy as np
 
-from calibration import reliability
 from data import translation
-from models import run_files, translation_eval, translation_training
+from data import run_files
+from models import translation_eval, translation_training
+from visualization import reliability
 
 EVAL = 'translation_eval.json'
 HYPOTHESES = 'hypotheses'  # per run: {split}_T{temperature}.txt and decoding.json

@@ -1,8 +1,8 @@
 """Train a classifier by its recipe under a tf.distribute strategy, resumably, and evaluate it.
 
 build_under_policy and fit_resumably are the part every section shares (translation too):
-dtype policy and seed, checkpoints, progress, TensorBoard, the divergence stop. The run directory (models/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when
-finished, model.weights.h5, logits.npz (validation/test logits) and results.json; under a
+dtype policy and seed, checkpoints, progress, TensorBoard, the divergence stop. The run
+directory (data/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when finished, model.weights.h5, logits.npz (validation/test logits) and results.json; under a
 multi-worker strategy only the chief writes there. A student (distillation) hands its own
 loss, model wrapper and inputs in as an `Objective`, so this module knows nothing of teachers.
 """
@@ -21,13 +21,13 @@ import tensorflow as tf
 
 import calibration
 import data
+from data import run_files
+from data import run_lock
+from data.run_files import RunDirError  # pylint: disable=unused-import  (re-exported)
 from models import keras_multi_worker
 from models import recipes
-from models import run_files
-from models import run_lock
 from models.losses import SmoothedCrossEntropy
 from models.optimizers import MomentumSGD
-from models.run_files import RunDirError  # pylint: disable=unused-import  (re-exported)
 
 
 class TrainingDivergedError(Exception):

@@ -9,7 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from data import translation
-from models import recipes, run_files, run_lock, training
+from data import run_files, run_lock
+from models import recipes, training
 from models.losses import TokenCrossEntropy
 from models.optimizers import T2TSchedule
 from models.transformer import Transformer

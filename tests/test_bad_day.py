@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from data import translation
+from data import run_files, run_lock
 from distillation import mi_record
 from experiments import translation_section
-from models import recipes, run_files, run_lock, training
+from models import recipes, training
 from tests.conftest import ROOT, SHARED_DATA, run_binary
 
 TINY = dict(width=32, batch_size=64, train_steps=40, preprocessing='mnist')

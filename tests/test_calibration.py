@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import calibration
-from calibration import metrics, reliability
+from calibration import metrics
 from tests.conftest import run_binary, to_planes
+from visualization import reliability
 
 
 def _logits(probs):

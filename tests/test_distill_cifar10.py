@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from data import run_files
 from experiments import distillation_section as section
-from models import recipes, run_files, training
+from models import recipes, training
 from tests.conftest import run_binary, write_cifar10_bin
 
 TINY = ['--batch_size=8', '--validation_size=40']

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from models import run_files, training
+from data import run_files
+from models import training
 from tests.conftest import ROOT, run_binary
 
 FINISHED_RUN_FILES = {'config.json', 'checkpoints', 'tensorboard', 'model.weights.h5',

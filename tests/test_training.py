@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import recipes, run_files, training
+from data import run_files
+from models import recipes, training
 from tests.conftest import ROOT, run_binary
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from models import run_files
+from data import run_files
 
 LOCK = 'run.lock'
 

@@ -1,10 +1,11 @@
-"""Paper Figure 5: accuracy against the smoothness index gamma, teachers and students."""
+"""Paper Figures 5 and 6: accuracy against the smoothness index gamma (teachers and students) and
+the mutual information between input and logit over training."""
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
-from models import run_files
+from data import run_files
 
 GROUPS = {  # group -> (legend, style)
     'teacher': ('teacher (ResNet-56) trained with alpha', 'o-'),

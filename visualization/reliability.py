@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from calibration import metrics
-from models import run_files
+from data import run_files
 
 
 def plot_reliability(curves, path_stem, title='', num_bins=metrics.NUM_BINS):
