@@ -1,6 +1,8 @@
 """Flags and start-up shared by the binaries: recipe overrides, strategy, one-line user errors."""
+import dataclasses
 import os
 import sys
+import typing
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
@@ -42,9 +44,10 @@ def define_runtime_flags():
                        lower_bound=1)
 
 
-def define_number_list(name, default, help_text, kind=float, lower=None, upper=None):
+def define_number_list(name, default, help_text, kind=float, lower=None, upper=None,
+                       flag_values=FLAGS):
   """A comma-separated list flag whose every entry must be a `kind` in [lower, upper)."""
-  flags.DEFINE_list(name, default, help_text)
+  flags.DEFINE_list(name, default, help_text, flag_values=flag_values)
 
   def valid(values):
     try:
@@ -57,62 +60,69 @@ def define_number_list(name, default, help_text, kind=float, lower=None, upper=N
   bounds = f' in [{lower}, {upper})' if upper is not None else (
       f' >= {lower}' if lower is not None else '')
   flags.register_validator(name, valid, f'--{name} must be a comma-separated list of {what}'
-                           f'{bounds}, e.g. --{name}={",".join(default or ["0.5"])}.')
+                           f'{bounds}, e.g. --{name}={",".join(default or ["0.5"])}.',
+                           flag_values=flag_values)
+
+
+def define_config_flags(config_type, registry, exclude=(), flag_values=FLAGS, **defaults):
+  """One flag per field of a config dataclass (but `exclude`), typed from its annotation, with
+  the type's HELP text and enums from its registries (models.recipes.choices). A flag left unset
+  is None, so the recipe in `registry` decides, unless `defaults` gives the flag a default."""
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  hints = typing.get_type_hints(config_type)
+  choices = recipes.choices(config_type)
+  for field in dataclasses.fields(config_type):
+    name = field.name
+    if name in exclude:
+      continue
+    default = defaults.get(name)
+    by_recipe = any(name in r for r in registry.values()) and name != 'model'
+    help_text = config_type.HELP[name] + (' (recipe default)' if by_recipe else '')
+    kind = hints[name]
+    if typing.get_origin(kind) is typing.Union:  # Optional[X]: X
+      kind = next(t for t in typing.get_args(kind) if t is not type(None))
+    if name in choices:
+      flags.DEFINE_enum(name, default, list(choices[name]), help_text, flag_values=flag_values)
+    elif typing.get_origin(kind) is tuple:  # lr_boundaries, fractions of the schedule
+      define_number_list(name, default, help_text, lower=0.0, upper=1.0, flag_values=flag_values)
+    else:
+      define = {bool: flags.DEFINE_boolean, int: flags.DEFINE_integer,
+                float: flags.DEFINE_float}.get(kind, flags.DEFINE_string)
+      define(name, default, help_text, flag_values=flag_values)
+
+
+def config_overrides(config_type, exclude=(), flag_values=FLAGS, **fixed):
+  """The fields of config_type set by their generated flags (unset: None), plus `fixed` ones."""
+  overrides = {}
+  for field in dataclasses.fields(config_type):
+    if field.name not in ('model', *exclude) and field.name in flag_values:
+      value = flag_values[field.name].value
+      if isinstance(value, list):  # a number list: the config holds a tuple
+        value = tuple(float(v) for v in value)
+      overrides[field.name] = value
+  overrides.update(fixed)
+  return overrides
+
+
+_STUDENT_FIELDS = ('teacher_dir', 'distillation', 'distill_beta', 'distill_temperature',
+                   'student_temperature', 'teacher_outputs')
 
 
 def define_recipe_flags(default_model=None):
-  """Overrides of the paper recipe; None (unset) keeps the recipe's value."""
-  flags.DEFINE_enum('model', default_model, ['fc', 'alexnet', 'resnet56'], 'Architecture.')
-  flags.DEFINE_string('dataset', None, 'mnist, fashion_mnist, emnist, cifar10 or cifar100 '
-                      '(default: the recipe\'s).')
-  flags.DEFINE_float('label_smoothing', 0.0, 'alpha in [0, 1).')
-  flags.DEFINE_enum('label_smoothing_convention', 'uniform', ['uniform', 't2t'],
-                    'uniform: y(1-a) + a/K (paper); t2t: 1-a on true class, a/(K-1) elsewhere.')
-  flags.DEFINE_integer('seed', 0, 'Seed for initialization, data order and augmentation.')
-  flags.DEFINE_integer('batch_size', None, 'Global batch size (recipe default).')
-  flags.DEFINE_integer('train_steps', None, 'Training steps (recipe default).')
-  flags.DEFINE_float('train_epochs', None, 'Training epochs over the train split; used when '
-                     '--train_steps is unset.')
-  flags.DEFINE_float('learning_rate', None, 'Base learning rate (recipe default).')
-  flags.DEFINE_enum('lr_schedule', None, ['piecewise', 'linear', 'constant'], 'LR schedule.')
-  define_number_list('lr_boundaries', None, 'Piecewise boundaries as fractions of train_steps.',
-                     lower=0.0, upper=1.0)
-  flags.DEFINE_float('lr_decay_factor', None, 'Piecewise decay factor.')
-  flags.DEFINE_float('momentum', None, 'Momentum (0: plain SGD).')
-  flags.DEFINE_float('dampening', None, 'Momentum dampening (0.9: the MNIST gradient smoothing).')
-  flags.DEFINE_boolean('nesterov', None, 'Nesterov momentum.')
-  flags.DEFINE_float('last_layer_lr_multiplier', None, 'LR multiplier of the logits layer.')
-  flags.DEFINE_float('loss_multiplier', None, 'Cross-entropy multiplier (paper: 3 for CIFAR).')
-  flags.DEFINE_float('weight_decay', None, 'L2 coefficient wd in 0.5 * wd * ||w||^2.')
-  flags.DEFINE_float('clip_norm', None, 'Global-norm gradient clipping (0: off).')
-  flags.DEFINE_enum('preprocessing', None, ['alexnet_cifar', 'resnet_cifar', 'mnist_shift',
-                                            'mnist'], 'Augmentation chain.')
-  flags.DEFINE_integer('width', None, 'fc hidden width (1200 teacher, 800 student).')
-  flags.DEFINE_float('dropout', None, 'fc dropout rate.')
-  flags.DEFINE_float('init_variance', None, 'fc Gaussian init variance (default 0.0009, i.e. '
-                     'std 0.03: the reading that reproduces the paper; 0.03 is the literal '
-                     'reading of its text, see models/recipes.py).')
-  flags.DEFINE_enum('dtype_policy', None, ['float32', 'mixed_bfloat16'], 'Keras dtype policy '
-                    '(default float32; mixed_bfloat16 as on TPUs: losses, softmax, optimizer '
-                    'variables, LRN and evaluation stay float32).')
-  flags.DEFINE_integer('validation_size', None, 'Examples held out of the official training '
-                       'set as validation (default: 10000 CIFAR, 5000 MNIST-family).')
+  """Overrides of the paper recipe (models.recipes.TrainConfig); the distillation binaries
+  define the student's settings themselves."""
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  define_config_flags(recipes.TrainConfig, recipes.RECIPES, exclude=_STUDENT_FIELDS,
+                      model=default_model, label_smoothing=0.0,
+                      label_smoothing_convention='uniform', seed=0)
   flags.register_validator('label_smoothing', lambda a: 0.0 <= a < 1.0,
                            '--label_smoothing must be in [0, 1).')
 
 
 def recipe_overrides(**fixed):
   """The recipe fields set on the command line, plus `fixed` ones."""
-  names = ['dataset', 'label_smoothing', 'label_smoothing_convention', 'seed', 'batch_size',
-           'train_steps', 'train_epochs', 'learning_rate', 'lr_schedule', 'lr_decay_factor',
-           'momentum', 'dampening', 'nesterov', 'last_layer_lr_multiplier', 'loss_multiplier',
-           'weight_decay', 'clip_norm', 'preprocessing', 'width', 'dropout', 'init_variance',
-           'validation_size', 'dtype_policy']
-  overrides = {n: FLAGS[n].value for n in names}
-  if FLAGS.lr_boundaries is not None:
-    overrides['lr_boundaries'] = tuple(float(b) for b in FLAGS.lr_boundaries)
-  overrides.update(fixed)
-  return overrides
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  return config_overrides(recipes.TrainConfig, exclude=_STUDENT_FIELDS, **fixed)
 
 
 def define_training_flags(default_model=None):

@@ -15,31 +15,16 @@ import os
 from absl import flags
 
 from experiments import common
+from models import recipes
 
 flags.DEFINE_string('output_dir', None, 'Where the runs, tables and figures go.')
 flags.mark_flag_as_required('output_dir')
-flags.DEFINE_enum('model', 'transformer_small', ['transformer_small', 'transformer_base'],
-                  'Translation recipe.')
-flags.DEFINE_enum('dataset', None, ['multi30k', 'wmt14'], 'Default: the recipe\'s.')
 flags.DEFINE_list('run_dirs', None, 'Reuse finished translation runs instead of training.')
 common.define_number_list('alphas', ['0', '0.1'], 'Label smoothing of the runs.', lower=0.0,
                           upper=1.0)
-flags.DEFINE_enum('label_smoothing_convention', 't2t', ['t2t', 'uniform'],
-                  't2t: 1 - a on the true token, a / (V - 1) elsewhere (the paper\'s Transformer).')
-flags.DEFINE_integer('seed', 0, 'Seed of initialization, dropout and batch order (the first).')
 flags.DEFINE_integer('num_seeds', 1, 'Seeds seed, seed + 1, ...: every alpha is trained with '
                      'each, and each claim is checked across them with a paired test.',
                      lower_bound=1)
-flags.DEFINE_integer('train_steps', None, 'Training steps (recipe default).', lower_bound=1)
-flags.DEFINE_integer('batch_size', None, 'Tokens per batch (recipe default 4096).', lower_bound=1)
-flags.DEFINE_integer('warmup_steps', None, 'Learning-rate warm-up steps.', lower_bound=1)
-flags.DEFINE_integer('vocab_size', None, 'Subword vocabulary size.', lower_bound=100)
-flags.DEFINE_float('learning_rate_constant', None, 'The constant of tensor2tensor\'s schedule '
-                   '(2.0).', lower_bound=0.0)
-for _name, _help in (('encoder_layers', 'Encoder layers.'), ('decoder_layers', 'Decoder layers.'),
-                     ('d_model', 'Model width.'), ('num_heads', 'Attention heads.'),
-                     ('ffn', 'Feed-forward width.')):
-  flags.DEFINE_integer(_name, None, _help + ' (recipe default)', lower_bound=1)
 common.define_number_list('temperatures', [str(t) for t in
                                            (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4,
                                             1.5, 1.6, 1.7, 1.8, 1.9, 2.0)],
@@ -58,7 +43,9 @@ flags.DEFINE_integer('max_eval_sentences', None, 'Evaluate on the first N senten
                      'split only (smoke runs).', lower_bound=1)
 common.define_data_flags()
 common.define_runtime_flags()
-flags.DEFINE_enum('dtype_policy', None, ['float32', 'mixed_bfloat16'], 'Keras dtype policy.')
+common.define_config_flags(recipes.TranslationConfig, recipes.TRANSLATION_RECIPES,
+                           exclude=('label_smoothing',), model='transformer_small',
+                           label_smoothing_convention='t2t', seed=0)
 FLAGS = flags.FLAGS
 FLAGS.set_default('checkpoint_every', 200)  # translation steps take seconds on a CPU
 
@@ -66,21 +53,14 @@ FLAGS.set_default('checkpoint_every', 200)  # translation steps take seconds on 
 def main(argv):
   del argv
   from experiments import translation_section  # pylint: disable=g-import-not-at-top
-  from models import recipes, translation_training  # pylint: disable=g-import-not-at-top
+  from models import translation_training  # pylint: disable=g-import-not-at-top
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
     run_dirs = []
     for seed, alpha in [(s, float(a)) for s in range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds)
                         for a in FLAGS.alphas]:
-      config = recipes.translation_recipe(
-          FLAGS.model, dataset=FLAGS.dataset, label_smoothing=alpha,
-          label_smoothing_convention=FLAGS.label_smoothing_convention, seed=seed,
-          train_steps=FLAGS.train_steps, batch_size=FLAGS.batch_size,
-          warmup_steps=FLAGS.warmup_steps, vocab_size=FLAGS.vocab_size,
-          learning_rate_constant=FLAGS.learning_rate_constant,
-          encoder_layers=FLAGS.encoder_layers, decoder_layers=FLAGS.decoder_layers,
-          d_model=FLAGS.d_model, num_heads=FLAGS.num_heads, ffn=FLAGS.ffn,
-          dtype_policy=FLAGS.dtype_policy)
+      config = recipes.translation_recipe(FLAGS.model, **common.config_overrides(
+          recipes.TranslationConfig, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')
       translation_training.train_translation(config, run_dir, **common.train_kwargs())
       run_dirs.append(run_dir)

@@ -56,6 +56,51 @@ class TrainConfig:
 
 DTYPE_POLICIES = ('float32', 'mixed_bfloat16')
 TEACHER_OUTPUTS = (None, 'on_the_fly', 'cached')
+LR_SCHEDULES = ('piecewise', 'linear', 'constant')
+LABEL_SMOOTHING_CONVENTIONS = ('uniform', 't2t')
+
+# What each field means: the binaries' flags are generated from the config types with these
+# texts (experiments.common.define_config_flags), so a field is documented once, here.
+TrainConfig.HELP = {
+    'model': 'Architecture.',
+    'dataset': 'Dataset.',
+    'label_smoothing': 'alpha in [0, 1).',
+    'label_smoothing_convention': 'uniform: y(1-a) + a/K (paper); t2t: 1-a on the true class, '
+                                  'a/(K-1) elsewhere.',
+    'seed': 'Seed for initialization, data order and augmentation.',
+    'batch_size': 'Global batch size.',
+    'train_steps': 'Training steps.',
+    'train_epochs': 'Training epochs over the train split; used when --train_steps is unset.',
+    'learning_rate': 'Base learning rate.',
+    'lr_schedule': 'Learning-rate schedule (linear: to zero).',
+    'lr_boundaries': 'Piecewise boundaries as fractions of train_steps.',
+    'lr_decay_factor': 'Piecewise decay factor.',
+    'momentum': 'Momentum (0: plain SGD).',
+    'dampening': 'Momentum dampening (0.9: the MNIST gradient smoothing).',
+    'nesterov': 'Nesterov momentum.',
+    'last_layer_lr_multiplier': 'LR multiplier of the logits layer.',
+    'loss_multiplier': 'Cross-entropy multiplier (paper: 3 for CIFAR).',
+    'weight_decay': 'L2 coefficient wd in 0.5 * wd * ||w||^2.',
+    'clip_norm': 'Global-norm gradient clipping (0: off).',
+    'preprocessing': 'Augmentation chain.',
+    'width': 'fc hidden width (1200 teacher, 800 student).',
+    'dropout': 'fc dropout rate.',
+    'init_variance': 'fc Gaussian init variance (default 0.0009, i.e. std 0.03: the reading '
+                     'that reproduces the paper; 0.03 is the literal reading of its text, see '
+                     'models/recipes.py).',
+    'validation_size': 'Examples held out of the official training set as validation '
+                       '(default: 10000 CIFAR, 5000 MNIST-family).',
+    'dtype_policy': 'Keras dtype policy (default float32; mixed_bfloat16 as on TPUs: losses, '
+                    'softmax, optimizer variables, LRN and evaluation stay float32).',
+    'teacher_dir': 'Run directory of the teacher (makes the run a student).',
+    'distillation': 'soft: cross-entropy to the teacher\'s tempered outputs; logits: squared '
+                    'logit difference (the MNIST variant).',
+    'distill_beta': 'Weight of the teacher term.',
+    'distill_temperature': 'Temperature of the teacher\'s outputs.',
+    'student_temperature': 'Temperature of the student\'s outputs in the teacher term.',
+    'teacher_outputs': 'on_the_fly: the teacher sees the student\'s augmented example; '
+                       'cached: one pass over clean training images.',
+}
 
 RECIPES = {
     # Hinton et al.'s MNIST network as the paper describes it.
@@ -86,6 +131,20 @@ def recipe(model, **overrides):
   return config
 
 
+def choices(config_type):
+  """The allowed values of a config type's enumerated fields, from their registries."""
+  from data import preprocessing, sources  # pylint: disable=g-import-not-at-top
+  if config_type is TranslationConfig:
+    return {'model': tuple(TRANSLATION_RECIPES), 'dataset': ('multi30k', 'wmt14'),
+            'label_smoothing_convention': LABEL_SMOOTHING_CONVENTIONS,
+            'dtype_policy': DTYPE_POLICIES}
+  return {'model': tuple(RECIPES), 'dataset': tuple(sources.DATASETS),
+          'label_smoothing_convention': LABEL_SMOOTHING_CONVENTIONS,
+          'lr_schedule': LR_SCHEDULES, 'preprocessing': tuple(preprocessing.CHAINS),
+          'dtype_policy': DTYPE_POLICIES, 'distillation': ('soft', 'logits'),
+          'teacher_outputs': TEACHER_OUTPUTS[1:]}
+
+
 def validate(config):
   from data import sources  # pylint: disable=g-import-not-at-top
   checks = [
@@ -97,12 +156,12 @@ def validate(config):
       (config.train_steps is not None or config.train_epochs is not None,
        'set train_steps or train_epochs'),
       (config.learning_rate > 0, 'learning_rate must be positive'),
-      (config.lr_schedule in ('piecewise', 'linear', 'constant'),
+      (config.lr_schedule in LR_SCHEDULES,
        f'lr_schedule must be piecewise, linear or constant, got {config.lr_schedule}'),
       (all(0 < b < 1 for b in config.lr_boundaries), 'lr_boundaries are fractions in (0, 1)'),
       (0 <= config.dropout < 1, 'dropout must be in [0, 1)'),
       (config.init_variance > 0, 'init_variance must be positive'),
-      (config.label_smoothing_convention in ('uniform', 't2t'),
+      (config.label_smoothing_convention in LABEL_SMOOTHING_CONVENTIONS,
        'label_smoothing_convention must be uniform or t2t'),
       (config.distillation in ('soft', 'logits'), 'distillation must be soft or logits'),
       (0 <= config.distill_beta <= 1, 'distill_beta must be in [0, 1]'),
@@ -153,6 +212,33 @@ class TranslationConfig:
   dtype_policy: str = 'float32'
 
 
+TranslationConfig.HELP = {
+    'model': 'Translation recipe.',
+    'dataset': 'Parallel corpus.',
+    'label_smoothing': 'alpha in [0, 1).',
+    'label_smoothing_convention': 't2t: 1 - a on the true token, a / (V - 1) elsewhere (the '
+                                  'paper\'s Transformer); uniform: y(1-a) + a/V.',
+    'seed': 'Seed of initialization, dropout and batch order.',
+    'batch_size': 'Tokens per batch (per side, padding included).',
+    'max_length': 'Longest sentence in subword tokens; longer training pairs are dropped.',
+    'train_steps': 'Training steps.',
+    'vocab_size': 'Subword vocabulary size.',
+    'encoder_layers': 'Encoder layers.',
+    'decoder_layers': 'Decoder layers.',
+    'd_model': 'Model width.',
+    'num_heads': 'Attention heads.',
+    'ffn': 'Feed-forward width.',
+    'dropout': 'Dropout of residuals and embedded inputs.',
+    'attention_dropout': 'Dropout of attention weights.',
+    'relu_dropout': 'Dropout after the feed-forward ReLU.',
+    'warmup_steps': 'Learning-rate warm-up steps.',
+    'learning_rate_constant': 'The constant of tensor2tensor\'s schedule.',
+    'adam_beta1': 'Adam beta1.',
+    'adam_beta2': 'Adam beta2.',
+    'adam_epsilon': 'Adam epsilon.',
+    'dtype_policy': 'Keras dtype policy.',
+}
+
 TRANSLATION_RECIPES = {
     # tensor2tensor transformer_base on translate_ende_wmt32k (the paper's).
     'transformer_base': dict(dataset='wmt14', vocab_size=32_000),
@@ -178,7 +264,7 @@ def translation_recipe(model, **overrides):
       (config.dataset in ('multi30k', 'wmt14'), f'unknown translation dataset '
        f'"{config.dataset}"; choose multi30k or wmt14'),
       (0.0 <= config.label_smoothing < 1.0, 'label_smoothing must be in [0, 1)'),
-      (config.label_smoothing_convention in ('uniform', 't2t'),
+      (config.label_smoothing_convention in LABEL_SMOOTHING_CONVENTIONS,
        'label_smoothing_convention must be uniform or t2t'),
       (config.d_model % config.num_heads == 0, 'd_model must be a multiple of num_heads'),
       (config.batch_size >= config.max_length, 'the token budget (batch_size) must hold one '
