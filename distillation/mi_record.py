@@ -84,6 +84,10 @@ class MutualInformationRecord(keras.callbacks.Callback):
         tf.summary.scalar('mutual_information', value, step=step)
 
   def on_train_begin(self, logs=None):
+    if self.every % self.model.steps_per_execution:  # it would see none of its steps
+      raise ValueError(f'the mutual-information record every {self.every} steps needs '
+                       f'--steps_per_execution ({self.model.steps_per_execution}) to divide '
+                       f'{self.every}; choose a divisor.')
     if self._step() == 0:
       self._estimate(0)
 

@@ -32,7 +32,8 @@ def main(argv):
     for policy in FLAGS.dtype_policies:
       config = recipes.recipe(name, train_steps=1000, dtype_policy=policy)
       seconds, _ = recipe_step_seconds(config, strategy, FLAGS.steps,
-                                       jit_compile=FLAGS.jit_compile)
+                                       jit_compile=FLAGS.jit_compile,
+                                       steps_per_execution=FLAGS.steps_per_execution)
       rates[policy] = config.batch_size / seconds
       print(f'{name:9s} {policy:15s} batch {config.batch_size:4d} {seconds * 1000:8.1f} ms/step '
             f'{rates[policy]:9,.0f} examples/s ({strategy.num_replicas_in_sync} replica(s))',

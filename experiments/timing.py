@@ -10,17 +10,20 @@ def steady_step_seconds(model, dataset, steps, warmup=5):
   """Median seconds between consecutive training-step ends, after `warmup` steps.
 
   Whole fit() calls stall for seconds at their start and return, which made earlier figures
-  swing 2x; the median step interval does not see those stalls.
+  swing 2x; the median step interval does not see those stalls. With steps_per_execution N the
+  callbacks see every N-th step: the interval is divided by N.
   """
   ends = []
   clock = keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
-  model.fit(dataset, steps_per_epoch=warmup + steps, epochs=1, verbose=0, shuffle=False,
-            callbacks=[clock])
-  return float(np.median(np.diff(ends[warmup:])))
+  per_call = model.steps_per_execution
+  model.fit(dataset, steps_per_epoch=(warmup + steps) * per_call, epochs=1, verbose=0,
+            shuffle=False, callbacks=[clock])
+  return float(np.median(np.diff(ends[warmup:]))) / per_call
 
 
-def recipe_step_seconds(config, strategy, steps, warmup=5, jit_compile=False):
+def recipe_step_seconds(config, strategy, steps, warmup=5, jit_compile=False,
+                        steps_per_execution=1):
   """Seconds per training step of config's model, optimizer and batch size on one cached
   synthetic batch: the model's step cost alone, without the input pipeline."""
   from models import training  # pylint: disable=g-import-not-at-top
@@ -29,7 +32,8 @@ def recipe_step_seconds(config, strategy, steps, warmup=5, jit_compile=False):
   try:
     with strategy.scope():
       model = training.build_for(config)
-      training.compile_model(model, config, 1000, jit_compile)
+      training.compile_model(model, config, 1000, jit_compile,
+                             steps_per_execution=steps_per_execution)
     shape = (config.batch_size,) + model.input_shape[1:]
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
     y = np.zeros(config.batch_size, np.int32)

@@ -186,11 +186,11 @@ def predict_logits(model, dataset):
   return np.concatenate(logits), np.concatenate(labels)
 
 
-def compile_model(model, config, steps, jit_compile=False, loss=None):
+def compile_model(model, config, steps, jit_compile=False, loss=None, steps_per_execution=1):
   """Compiles with the recipe's optimizer; accuracy is tracked for plain classifiers only."""
   metrics = [keras.metrics.SparseCategoricalAccuracy(name='accuracy')] if loss is None else []
   model.compile(optimizer=build_optimizer(config, steps), loss=loss or build_loss(config),
-                metrics=metrics, jit_compile=jit_compile)
+                metrics=metrics, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
   model.optimizer.build(model.trainable_variables)
 
 
@@ -284,6 +284,16 @@ def build_under_policy(config, strategy, build):
     keras.config.set_dtype_policy(previous_policy)
 
 
+def _check_steps_per_execution(steps_per_execution, chunk, stop):
+  """Callbacks see every steps_per_execution-th step only: the steps where a run saves or
+  stops must be among them."""
+  for what, n in (('--checkpoint_every', chunk), ('the steps to train (or --stop_after_steps)',
+                                                  stop)):
+    if n % steps_per_execution:
+      raise ValueError(f'{what} ({n}) is not a multiple of --steps_per_execution '
+                       f'({steps_per_execution}); choose a divisor of both.')
+
+
 def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, strategy,
                   checkpoint_every=1000, log=print, stop_after_steps=None, callbacks=None,
                   describe='', queued_seconds=0.0):
@@ -291,13 +301,14 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
   checkpoint in output_dir; returns the step reached. train_dataset(start) is the stream from
   step `start`. Checkpoints, TensorBoard and progress go to output_dir (the chief's only); a
   non-finite loss raises TrainingDivergedError."""
+  stop = min(steps, stop_after_steps or steps)
+  _check_steps_per_execution(trained.steps_per_execution, min(checkpoint_every, stop), stop)
   chief = run_files.is_chief(strategy)
   checkpoints = run_files.Checkpoints(model, trained.optimizer, output_dir, chief)
   start = checkpoints.restore(log)
   log(f'{describe}: {steps} steps of {config.batch_size} ({model.count_params():,} parameters, '
       f'{strategy.num_replicas_in_sync} replica(s), {config.dtype_policy}); starting at step '
       f'{start}.', flush=True)
-  stop = min(steps, stop_after_steps or steps)
   log_dir = (os.path.join(output_dir, 'tensorboard') if chief
              else tempfile.mkdtemp(prefix='worker_tensorboard_'))
   try:
@@ -317,14 +328,15 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
 
 def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
                        checkpoint_every=1000, log=print, stop_after_steps=None, objective=None,
-                       callbacks=None, queued_seconds=0.0):
+                       callbacks=None, queued_seconds=0.0, steps_per_execution=1):
   """Trains `config` into `output_dir` (resuming from its last checkpoint) and returns results.
 
   A finished run (results.json present) is not retrained. stop_after_steps ends training
   early at that step without evaluating, as a kill would. `objective` is a function returning
   the run's Objective, called only if the run trains; a student (config.teacher_dir set) needs
   one (distillation.train_student passes it). `callbacks(chief)` returns extra Keras callbacks
-  (e.g. a mutual-information record); only the chief may write from them. queued_seconds: a
+  (e.g. a mutual-information record); only the chief may write from them; with
+  steps_per_execution > 1 they see every steps_per_execution-th step. queued_seconds: a
   sweep's estimated work after this run, for the sweep ETA in progress lines. A non-finite
   loss raises TrainingDivergedError and writes no results.
   """
@@ -347,7 +359,8 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
       model = build_for(config)
       trained = objective.wrap(model)
       compile_model(trained, config, steps, jit_compile,
-                    loss=None if trained is model else objective.loss)
+                    loss=None if trained is model else objective.loss,
+                    steps_per_execution=steps_per_execution)
       return model, trained
     model, trained = build_under_policy(config, strategy, build)
     began = time.time()

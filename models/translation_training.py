@@ -42,11 +42,12 @@ def build_model(config, vocab_size):
   return model
 
 
-def compile_model(model, config, jit_compile=False):
+def compile_model(model, config, jit_compile=False, steps_per_execution=1):
   optimizer = keras.optimizers.Adam(
       T2TSchedule(config.d_model, config.warmup_steps, config.learning_rate_constant),
       beta_1=config.adam_beta1, beta_2=config.adam_beta2, epsilon=config.adam_epsilon)
   model.compile(optimizer=optimizer, jit_compile=jit_compile,
+                steps_per_execution=steps_per_execution,
                 loss=TokenCrossEntropy(config.label_smoothing, config.label_smoothing_convention))
   optimizer.build(model.trainable_variables)
 
@@ -64,7 +65,8 @@ def load_trained(run_dir):
 
 
 def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
-                      checkpoint_every=500, log=print, stop_after_steps=None):
+                      checkpoint_every=500, log=print, stop_after_steps=None,
+                      steps_per_execution=1):
   """Trains (or resumes, or returns the finished) translation run in output_dir."""
   strategy = strategy or tf.distribute.get_strategy()
   chief = run_files.is_chief(strategy)
@@ -74,11 +76,11 @@ def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_c
   if run_files.gfile.exists(results_path):
     return run_files.read_json(results_path)
   with run_lock.hold(output_dir, chief, log):  # one writer: a second copy refuses at once
-    return _train(config, output_dir, data_dir, strategy, jit_compile, checkpoint_every, log,
-                  stop_after_steps, chief)
+    return _train(config, output_dir, data_dir, strategy, (jit_compile, steps_per_execution),
+                  checkpoint_every, log, stop_after_steps, chief)
 
 
-def _train(config, output_dir, data_dir, strategy, jit_compile, checkpoint_every, log,
+def _train(config, output_dir, data_dir, strategy, compilation, checkpoint_every, log,
            stop_after_steps, chief):
   vocab = vocabulary(config, output_dir, data_dir, chief)
   english, german = translation.read_parallel(config.dataset, 'train', data_dir)
@@ -86,7 +88,7 @@ def _train(config, output_dir, data_dir, strategy, jit_compile, checkpoint_every
 
   def build():
     model = build_model(config, vocab.size)
-    compile_model(model, config, jit_compile)
+    compile_model(model, config, *compilation)
     return model
   model = training.build_under_policy(config, strategy, build)
   began = time.time()

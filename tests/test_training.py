@@ -45,6 +45,26 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_data)
   assert resumed['metrics']['test']['accuracy'] == whole['metrics']['test']['accuracy']
 
 
+def test_steps_per_execution_trains_the_same_weights_and_resumes(tmp_path, shared_data):
+  config = recipes.recipe('fc', width=64, dropout=0.2, batch_size=64, train_steps=40, seed=1)
+  kwargs = dict(data_dir=shared_data, checkpoint_every=10, log=lambda *a, **k: None)
+  whole = training.train_and_evaluate(config, str(tmp_path / 'whole'), **kwargs)
+  out = str(tmp_path / 'five')
+  partial = training.train_and_evaluate(config, out, stop_after_steps=20,
+                                        steps_per_execution=5, **kwargs)
+  assert partial == {'steps_trained': 20, 'finished': False}
+  assert sorted(os.listdir(os.path.join(out, 'checkpoints')))[-1].startswith('ckpt-20')
+  resumed = training.train_and_evaluate(config, out, steps_per_execution=5, **kwargs)
+  assert resumed['steps_trained'] == 40
+  for a, b in zip(_weights(str(tmp_path / 'whole')), _weights(out)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert resumed['metrics']['test']['accuracy'] == whole['metrics']['test']['accuracy']
+  with pytest.raises(ValueError, match=r'--checkpoint_every \(10\) is not a multiple of '
+                                       r'--steps_per_execution \(3\)'):
+    training.train_and_evaluate(config, str(tmp_path / 'three'), steps_per_execution=3,
+                                **kwargs)
+
+
 def test_short_real_mnist_run_exceeds_90_percent(tmp_path, shared_data):
   """400 steps of the 2x1200 recipe on real MNIST must learn: test accuracy above 90%.
 
