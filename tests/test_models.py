@@ -186,3 +186,35 @@ def test_fused_batch_norm_inference_and_checkpoint_names_match_keras():
   np.testing.assert_allclose(plain(x, training=False).numpy(), want, atol=1e-5)
   assert [v.path.split('/')[-1] for v in fused.variables] == [
       v.path.split('/')[-1] for v in plain.variables]
+
+
+def test_inception_v4_has_the_published_parameter_count_and_grids():
+  """42,679,816 trainable parameters at 1,000 classes with batch-norm scale and no auxiliary
+  head: the figure timm and keras-hub give for Inception-v4 (moving statistics not counted)."""
+  from models.inception_v4 import inception_v4  # pylint: disable=g-import-not-at-top
+  model = inception_v4(1000)
+  trainable = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+  assert trainable(model) == 42_679_816
+  grids = {name: model.get_layer(name).output.shape[1:] for name in ('Mixed_5e', 'Mixed_6h',
+                                                                     'Mixed_7d')}
+  assert grids == {'Mixed_5e': (35, 35, 384), 'Mixed_6h': (17, 17, 1024),
+                   'Mixed_7d': (8, 8, 1536)}
+  assert model.get_layer('Dropout_1b').rate == pytest.approx(0.2)  # slim's keep 0.8
+  with_aux = inception_v4(1000, aux_head=True)
+  # slim's AuxLogits: 1x1 conv 128 + BN, 5x5 conv 768 + BN, fully connected to 1,000 classes
+  aux = 1024 * 128 + 2 * 128 + 5 * 5 * 128 * 768 + 2 * 768 + 768 * 1000 + 1000
+  assert trainable(with_aux) == 42_679_816 + aux
+
+
+def test_inception_v4_trains_a_step_at_its_smallest_input():
+  from models.inception_v4 import inception_v4  # pylint: disable=g-import-not-at-top
+  model = inception_v4(10, input_shape=(75, 75, 3), weight_decay=8e-5)
+  assert len(model.losses) == len([l for l in model.layers if l.__class__.__name__ in (
+      'Conv2D', 'Dense')])  # kernels only, as slim's arg scope
+  model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+  x = np.random.default_rng(0).normal(size=(2, 75, 75, 3)).astype(np.float32)
+  before = model.get_layer('logits').kernel.numpy().copy()
+  history = model.fit(x, np.array([1, 7]), batch_size=2, epochs=1, verbose=0)
+  assert np.isfinite(history.history['loss'][0])
+  assert not np.allclose(before, model.get_layer('logits').kernel.numpy())
