@@ -2,7 +2,8 @@
 
 build_under_policy and fit_resumably are the part every section shares (translation too):
 dtype policy and seed, checkpoints, progress, TensorBoard, the divergence stop. The run
-directory (data/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when finished, model.weights.h5, logits.npz (validation/test logits) and results.json; under a
+directory (data/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when
+finished, model.weights.h5, logits.npz (validation/test logits) and results.json; under a
 multi-worker strategy only the chief writes there. A student (distillation) hands its own
 loss, model wrapper and inputs in as an `Objective`, so this module knows nothing of teachers.
 """
