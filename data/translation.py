@@ -17,7 +17,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from data import run_files
 from data.readers import DataError
+from data.sources import DEFAULT_DATA_DIR
 
 PAD, EOS, UNK = 0, 1, 2
 MULTI30K_FILES = {'train': 'train', 'validation': 'val', 'test': 'test2016'}
@@ -70,7 +72,6 @@ def read_wmt14(split, data_dir=None, download=False):
 
 def read_parallel(dataset, split, data_dir=None, download=False):
   if dataset == 'multi30k':
-    from data.sources import DEFAULT_DATA_DIR  # pylint: disable=g-import-not-at-top
     return read_multi30k(data_dir or DEFAULT_DATA_DIR, split)
   if dataset == 'wmt14':
     return read_wmt14(split, data_dir, download)
@@ -92,7 +93,6 @@ def learn_vocabulary(sentences, vocab_size, path):
       normalization_rule_name='identity', remove_extra_whitespaces=False,
       bos_id=-1, input_sentence_size=2_000_000, shuffle_input_sentence=True,
       num_threads=2, minloglevel=2)
-  from data import run_files  # pylint: disable=g-import-not-at-top
   run_files.make_dir(os.path.dirname(path))
   run_files.write_bytes(path, model.getvalue())
   return path
@@ -103,7 +103,6 @@ class Vocabulary:
 
   def __init__(self, path):
     import tensorflow_text as text  # pylint: disable=g-import-not-at-top
-    from data import run_files  # pylint: disable=g-import-not-at-top
     with tf.io.gfile.GFile(path, 'rb') as f:
       self.proto = f.read()
     try:

@@ -7,6 +7,8 @@ import dataclasses
 import math
 from typing import Optional, Tuple
 
+from data import preprocessing, sources
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -133,7 +135,6 @@ def recipe(model, **overrides):
 
 def choices(config_type):
   """The allowed values of a config type's enumerated fields, from their registries."""
-  from data import preprocessing, sources  # pylint: disable=g-import-not-at-top
   if config_type is TranslationConfig:
     return {'model': tuple(TRANSLATION_RECIPES), 'dataset': ('multi30k', 'wmt14'),
             'label_smoothing_convention': LABEL_SMOOTHING_CONVENTIONS,
@@ -146,7 +147,6 @@ def choices(config_type):
 
 
 def validate(config):
-  from data import sources  # pylint: disable=g-import-not-at-top
   checks = [
       (config.dataset in sources.DATASETS, f'unknown dataset "{config.dataset}"; choose one of '
        f'{", ".join(sorted(sources.DATASETS))}'),
