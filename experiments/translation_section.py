@@ -166,8 +166,6 @@ def claim_lines(claims):
 def paper_claims(hard, smoothed, significance):
   """The paper's Section 3 / Figure 4 claims checked on two evaluations: [{claim, holds,
   evidence}]. BLEU on the validation set as the paper's; test2016 and bootstrap beside it."""
-  def bleu(e, t):
-    return _at(e['validation_bleu'], t)['uncased_intl']['score']
 
   def best(e):
     row = max(e['validation_bleu'], key=lambda r: r['uncased_intl']['score'])
@@ -179,15 +177,16 @@ def paper_claims(hard, smoothed, significance):
               for r in hard['tokens']['sweep'] if r['temperature'] in smoothed_nll]
   smallest = min(nll_gaps, key=lambda g: g[1])
   fitted = hard['tokens']['fitted_temperature']
-  gain = bleu(hard, fitted) - bleu(hard, 1.0)
+  gain = _bleu(hard, fitted) - _bleu(hard, 1.0)
   val, test = significance['validation'], significance['test']
   return [
       {'claim': 'label smoothing calibrates the next-token predictions better (paper ECE 0.019 '
                 'against 0.056)', 'holds': ece[1] < ece[0],
        'evidence': f'ECE at T=1 {ece[1]:.3f} against {ece[0]:.3f}'},
-      {'claim': 'label smoothing gives better BLEU', 'holds': bleu(smoothed, 1.0) > bleu(hard, 1.0),
-       'evidence': f'validation BLEU at T=1 {bleu(smoothed, 1.0):.2f} against '
-                   f'{bleu(hard, 1.0):.2f} (paired bootstrap p={val["p_value"]:.3f}); test2016 '
+      {'claim': 'label smoothing gives better BLEU',
+       'holds': _bleu(smoothed, 1.0) > _bleu(hard, 1.0),
+       'evidence': f'validation BLEU at T=1 {_bleu(smoothed, 1.0):.2f} against '
+                   f'{_bleu(hard, 1.0):.2f} (paired bootstrap p={val["p_value"]:.3f}); test2016 '
                    f'{test["system"]:.2f} against {test["baseline"]:.2f} '
                    f'(p={test["p_value"]:.3f}); best over temperatures {best(smoothed)} '
                    f'against {best(hard)}'},
@@ -198,24 +197,22 @@ def paper_claims(hard, smoothed, significance):
                    f'T={smallest[0]:.2f}'},
       {'claim': 'temperature scaling improves the hard-target BLEU only slightly',
        'holds': 0 < gain < 1.0,
-       'evidence': f'validation BLEU {bleu(hard, fitted):.2f} at the fitted T={fitted:.2f} '
-                   f'against {bleu(hard, 1.0):.2f} at T=1 ({gain:+.2f}; "slightly": between 0 '
+       'evidence': f'validation BLEU {_bleu(hard, fitted):.2f} at the fitted T={fitted:.2f} '
+                   f'against {_bleu(hard, 1.0):.2f} at T=1 ({gain:+.2f}; "slightly": between 0 '
                    'and 1 BLEU)'},
   ]
 
 
 def _seed_values(hard, smoothed):
   """One seed's figures behind paper_claims, as {network: value} for distillation.seeds."""
-  def bleu(e, t, key='validation_bleu'):
-    return _at(e[key], t)['uncased_intl']['score']
   fitted = hard['tokens']['fitted_temperature']
   values = {}
   for name, e in (('hard targets', hard), ('label smoothing', smoothed)):
     values[f'ECE at T=1, {name}'] = _at(e['tokens']['sweep'], 1.0)['ece']
-    values[f'validation BLEU at T=1, {name}'] = bleu(e, 1.0)
-    values[f'test BLEU at T=1, {name}'] = bleu(e, 1.0, 'test_bleu')
+    values[f'validation BLEU at T=1, {name}'] = _bleu(e, 1.0)
+    values[f'test BLEU at T=1, {name}'] = _bleu(e, 1.0, 'test_bleu')
     values[f'NLL at the best T, {name}'] = min(r['nll'] for r in e['tokens']['sweep'])
-  values['validation BLEU at the fitted T, hard targets'] = bleu(hard, fitted)
+  values['validation BLEU at the fitted T, hard targets'] = _bleu(hard, fitted)
   return values
 
 
@@ -257,6 +254,11 @@ def seed_claim_lines(summary):
                  f'{c["std"]:.3f} over {c["n"]} seeds: {per_seed}; paired t-test '
                  f'p={c["p_value"]:.3f})')
   return lines
+
+
+def _bleu(evaluation, temperature, key='validation_bleu'):
+  """BLEU (uncased intl) of an evaluation's decode nearest to `temperature`."""
+  return _at(evaluation[key], temperature)['uncased_intl']['score']
 
 
 def _at(rows, temperature):

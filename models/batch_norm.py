@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 
-@keras.saving.register_keras_serializable('label_smoothing')
+@keras.saving.register_keras_serializable('models')
 class FusedBatchNormalization(keras.layers.BatchNormalization):
   """keras.layers.BatchNormalization over the channels of an NHWC tensor, fused (other uses
   fall back to Keras's arithmetic)."""

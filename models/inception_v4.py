@@ -11,7 +11,6 @@ from models.batch_norm import FusedBatchNormalization
 
 
 def _conv(x, filters, kernel, name, strides=1, padding='same', reg=None):
-  kernel = (kernel, kernel) if isinstance(kernel, int) else kernel
   x = keras.layers.Conv2D(filters, kernel, strides, padding=padding, use_bias=False,
                           kernel_regularizer=reg, name=name,
                           kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01))(x)
