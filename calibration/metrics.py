@@ -29,6 +29,12 @@ def accuracy(logits, labels):
   return float(np.mean(np.argmax(logits, axis=-1) == labels))
 
 
+def top_k_accuracy(logits, labels, k=5):
+  """Fraction of examples whose label is among the k largest logits (ties: any order)."""
+  top = np.argpartition(-np.asarray(logits), k - 1, axis=-1)[:, :k]
+  return float(np.mean(np.any(top == np.asarray(labels)[:, None], axis=-1)))
+
+
 def bin_index(confidences, num_bins=NUM_BINS):
   return np.clip(np.ceil(np.asarray(confidences, np.float64) * num_bins).astype(int) - 1, 0,
                  num_bins - 1)
@@ -57,6 +63,10 @@ def ece(logits, labels, num_bins=NUM_BINS, temperature=1.0):
 
 
 def evaluate_logits(logits, labels, num_bins=NUM_BINS, temperature=1.0):
-  """The metrics dict every results.json carries for a split."""
-  return {'accuracy': accuracy(logits, labels), 'nll': nll(logits, labels, temperature),
-          'ece': ece(logits, labels, num_bins, temperature), 'num_examples': int(len(labels))}
+  """The metrics dict every results.json carries for a split (top-5 accuracy too where there
+  are more than 10 classes, as ImageNet's tables report it)."""
+  metrics = {'accuracy': accuracy(logits, labels), 'nll': nll(logits, labels, temperature),
+             'ece': ece(logits, labels, num_bins, temperature), 'num_examples': int(len(labels))}
+  if np.shape(logits)[-1] > 10:
+    metrics['top5_accuracy'] = top_k_accuracy(logits, labels, 5)
+  return metrics

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from calibration import metrics, temperature
-from data import run_files
+from data import run_files, section_results
 
 SWEEP_TEMPERATURES = tuple(np.round(np.arange(0.5, 4.01, 0.1), 2))
 
@@ -41,11 +41,11 @@ def calibration_table(runs, num_bins=metrics.NUM_BINS):
   return {'rows': rows, 'summary': summary, 'test_temperature_sweeps': sweeps}
 
 
-def write_calibration(table, output_dir, model, dataset, num_bins=metrics.NUM_BINS):
-  """calibration.json and calibration.md; returns the markdown."""
-  run_files.make_dir(output_dir)
+def write_calibration(table, output_dir, model, dataset, provenance, num_bins=metrics.NUM_BINS):
+  """The calibration result (calibration.json, after the reliability diagram so that it lists
+  it) and calibration.md; returns the markdown."""
   table = dict(table, model=model, dataset=dataset, split='test', num_bins=num_bins)
-  run_files.write_json(os.path.join(output_dir, 'calibration.json'), table)
+  section_results.write(output_dir, 'calibration', table, provenance)
   lines = [f'# Calibration of {model} on {dataset} (test split, ECE with {num_bins} bins)', '',
            '| model | T | accuracy (%) | NLL | ECE |', '|---|---|---|---|---|']
   for r in table['rows']:

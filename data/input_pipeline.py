@@ -4,41 +4,46 @@ import tensorflow as tf
 
 from data import preprocessing
 from data import sources
+from data import streaming
 from data.readers import DataError
 
-# Held out of the official training set as `validation`; the rest is `train`. CIFAR: the
-# paper's 40k/10k split (the last 10k). MNIST-family: the last 5k, as TensorFlow's classic
-# MNIST tutorial did, so temperature scaling has a split that is neither train nor test.
-DEFAULT_VALIDATION_SIZE = {'mnist': 5000, 'fashion_mnist': 5000, 'emnist': 5000,
-                           'cifar10': 10000, 'cifar100': 10000}
 SPLITS = ('train', 'validation', 'test')
-# The chain each dataset's recipe uses (models/recipes.py), for callers who name none.
-DEFAULT_PREPROCESSING = {'mnist': 'mnist_shift', 'fashion_mnist': 'mnist_shift',
-                         'emnist': 'mnist_shift', 'cifar10': 'alexnet_cifar',
-                         'cifar100': 'resnet_cifar'}
 
 
 def num_classes(name):
   sources.check_name(name)
-  return sources.DATASETS[name][0]
+  return sources.DATASETS[name].num_classes
+
+
+def _validation_size(name, validation_size):
+  return sources.DATASETS[name].validation_size if validation_size is None else validation_size
 
 
 def load_split(name, split, data_dir=None, validation_size=None, download=False):
   """(images uint8 [N, H, W, C], labels int32 [N]) of one split."""
-  if split not in SPLITS:
-    raise DataError(f'unknown split "{split}"; choose one of {", ".join(SPLITS)}.')
+  _check_split(split)
   official = sources.load_official(name, data_dir, download)
   if split == 'test':
     return official['test']
   images, labels = official['train']
-  holdout = DEFAULT_VALIDATION_SIZE[name] if validation_size is None else validation_size
+  holdout = _validation_size(name, validation_size)
   if not 0 <= holdout < len(labels):
     raise DataError(f'validation_size {holdout} must be in [0, {len(labels)}) for {name}.')
   cut = len(labels) - holdout
   return (images[:cut], labels[:cut]) if split == 'train' else (images[cut:], labels[cut:])
 
 
+def _check_split(split):
+  if split not in SPLITS:
+    raise DataError(f'unknown split "{split}"; choose one of {", ".join(SPLITS)}.')
+
+
 def num_examples(name, split, data_dir=None, validation_size=None):
+  sources.check_name(name)
+  entry = sources.DATASETS[name]
+  if entry.streamed:
+    _check_split(split)
+    return streaming.split_size(entry, data_dir, split, _validation_size(name, validation_size))
   return len(load_split(name, split, data_dir, validation_size)[1])
 
 
@@ -57,22 +62,35 @@ def _shuffled_index_stream(n, seed, start):
 
 def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
                   preprocessing_name=None, validation_size=None, start_step=0,
-                  download=False, with_index=False, teacher_view=None):
+                  download=False, with_index=False, teacher_view=None, num_steps=None,
+                  image_size=None):
   """Batches of (image float32 [B, H, W, C], label int32 [B]).
 
   training=True: endless, shuffled, augmented by the chain's training half, full batches
   only (tf.distribute splits them evenly); batch k is the same whatever `start_step` a
   run resumes from. training=False: one ordered pass through the split, evaluation chain,
-  last partial batch kept. preprocessing_name None: the dataset's recipe chain
-  (DEFAULT_PREPROCESSING); data_dir None: ../shared/datasets beside the project.
+  last partial batch kept. preprocessing_name None: the dataset's recipe chain (its registry
+  entry); data_dir None: ../shared/datasets beside the project.
   with_index=True adds each example's index in the split (to look up cached teacher outputs);
   teacher_view=CHAIN (training only) yields ((image, that chain's view of the same random
   draw), label), so a distillation teacher sees what the student sees.
+
+  A streamed registry entry (ImageNet) is read by data.streaming instead, with the same
+  contract: its training stream supplies num_steps batches from start_step, its chain works per
+  example, image_size (the chain's own by default) is the side of its square views.
   """
+  sources.check_name(name)
+  _check_split(split)
+  if sources.DATASETS[name].streamed:
+    return _streamed(name, split, batch_size, training, data_dir, seed, preprocessing_name,
+                     validation_size, start_step, num_steps, image_size,
+                     with_index or teacher_view)
+  if image_size:
+    raise DataError(f'image_size is for streamed datasets; {name} has its chain\'s shape.')
   images, labels = load_split(name, split, data_dir, validation_size, download)
   if len(labels) == 0:
     raise DataError(f'split "{split}" of {name} is empty (validation_size=0?).')
-  preprocessing_name = preprocessing_name or DEFAULT_PREPROCESSING[name]
+  preprocessing_name = preprocessing_name or sources.DATASETS[name].preprocessing
   for chain in (preprocessing_name, teacher_view or preprocessing_name):
     if chain not in preprocessing.CHAINS:
       raise DataError(f'unknown preprocessing "{chain}"; choose one of '
@@ -103,3 +121,22 @@ def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
   options = tf.data.Options()
   options.deterministic = True
   return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _streamed(name, split, batch_size, training, data_dir, seed, preprocessing_name,
+              validation_size, start_step, num_steps, image_size, for_distillation):
+  entry = sources.DATASETS[name]
+  chain = preprocessing_name or entry.preprocessing
+  if chain not in preprocessing.PER_EXAMPLE_CHAINS:
+    raise DataError(f'{name} is streamed, so its preprocessing works per example: choose one '
+                    f'of {", ".join(preprocessing.PER_EXAMPLE_CHAINS)}, not "{chain}".')
+  if for_distillation:
+    raise DataError(f'{name} is streamed: distillation students (with_index, teacher_view) '
+                    'read in-memory datasets only.')
+  train_view, eval_view = preprocessing.PER_EXAMPLE_CHAINS[chain]
+  size = image_size or preprocessing.OUTPUT_SHAPES[chain][0]
+  return streaming.build_streamed_dataset(
+      entry, split, batch_size=batch_size, training=training, data_dir=data_dir, seed=seed,
+      start_step=start_step, validation_size=_validation_size(name, validation_size),
+      train_view=lambda image, key: train_view(image, key, size),
+      eval_view=lambda image: eval_view(image, size), num_steps=num_steps)

@@ -6,6 +6,8 @@ exactly the batches an uninterrupted run would.
 """
 import tensorflow as tf
 
+from data import inception_preprocessing
+
 MNIST_SHIFT = 2  # the MNIST teacher's shifts of up to +-2 px: 25 equiprobable centerings.
 
 
@@ -146,6 +148,12 @@ def matched_views(student, teacher):
                    'teacher; use teacher_outputs=cached.')
 
 
+# Chains of streamed datasets, per example (images of any size): name -> (train(image, seed,
+# size), eval(image, size)).
+PER_EXAMPLE_CHAINS = {'inception': (inception_preprocessing.train_image,
+                                    inception_preprocessing.eval_image)}
+
 # preprocessing name -> shape of the images it produces (the model's input shape)
 OUTPUT_SHAPES = {'alexnet_cifar': (24, 24, 3), 'resnet_cifar': (32, 32, 3),
-                 'mnist_shift': (28, 28, 1), 'mnist': (28, 28, 1)}
+                 'mnist_shift': (28, 28, 1), 'mnist': (28, 28, 1),
+                 'inception': (inception_preprocessing.IMAGE_SIZE,) * 2 + (3,)}

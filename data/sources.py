@@ -3,7 +3,9 @@
 ``load_official(name, data_dir)`` returns ``{'train': (images, labels), 'test': (images, labels)}``
 with the official splits as uint8 HWC images and int32 labels.
 """
+import dataclasses
 import functools
+import hashlib
 import os
 
 from data import readers
@@ -35,15 +37,71 @@ _CIFAR100_PY = dict(kind='cifar_py', subdirs=['cifar-100-python', 'cifar100/cifa
 DEFAULT_DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  '..', '..', 'shared', 'datasets'))
 
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """One registry entry: everything the pipelines need to know of a dataset."""
+  num_classes: int
+  tfds_name: str       # the tensorflow-datasets copy read when no raw files are found
+  layouts: tuple       # raw file layouts tried in order (none: tfds only)
+  validation_size: int  # held out of the official training set as `validation`
+  preprocessing: str   # the augmentation chain its recipes use (data.preprocessing)
+  streamed: bool = False  # read shard by shard (data.streaming), never into memory
+  test_split: str = 'test'  # the tfds split that is our `test`
+  official_sizes: tuple = ()  # (tfds split, examples): when a tfds copy has no metadata (mocks)
+
+
+# Held out: CIFAR, the paper's 40k/10k split (the last 10k); MNIST-family, the last 5k, as
+# TensorFlow's classic MNIST tutorial did; ImageNet, the paper's "about 50,000" training images
+# (the first 50,000 of the prepared, shuffled order), its official validation set the test.
 DATASETS = {
-    # name: (num_classes, tfds name, raw layouts tried in order)
-    'mnist': (10, 'mnist', [_idx_layout(['mnist'], _IDX)]),
-    'fashion_mnist': (10, 'fashion_mnist', [_idx_layout(['fashion_mnist', 'fashion-mnist'], _IDX)]),
-    'emnist': (47, 'emnist/balanced', [_idx_layout(['emnist', 'emnist/gzip', 'gzip'], _EMNIST,
-                                                   transpose=True)]),
-    'cifar10': (10, 'cifar10', [_CIFAR10_BIN, _CIFAR10_PY]),
-    'cifar100': (100, 'cifar100', [_CIFAR100_BIN, _CIFAR100_PY]),
+    'mnist': Dataset(10, 'mnist', (_idx_layout(['mnist'], _IDX),), 5000, 'mnist_shift'),
+    'fashion_mnist': Dataset(10, 'fashion_mnist', (_idx_layout(['fashion_mnist', 'fashion-mnist'],
+                                                               _IDX),), 5000, 'mnist_shift'),
+    'emnist': Dataset(47, 'emnist/balanced', (_idx_layout(['emnist', 'emnist/gzip', 'gzip'],
+                                                          _EMNIST, transpose=True),),
+                      5000, 'mnist_shift'),
+    'cifar10': Dataset(10, 'cifar10', (_CIFAR10_BIN, _CIFAR10_PY), 10000, 'alexnet_cifar'),
+    'cifar100': Dataset(100, 'cifar100', (_CIFAR100_BIN, _CIFAR100_PY), 10000, 'resnet_cifar'),
+    'imagenet2012': Dataset(1000, 'imagenet2012', (), 50000, 'inception', streamed=True,
+                            test_split='validation',
+                            official_sizes=(('train', 1_281_167), ('validation', 50_000))),
 }
+
+
+# sha256 of a dataset's first test file in the official releases (the bundled copies are these).
+OFFICIAL_TEST_FILES = {
+    'mnist': '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6',
+    'multi30k': '4be6b5b3236b79c25475c6bb829800a7ce559e9ba7a1f6c2394fe4d40be46d16',
+}
+
+
+def _first_test_file(name, data_dir):
+  if name == 'multi30k':
+    return _existing(os.path.join(data_dir, 'multi30k'), 'test2016.de')
+  for layout in DATASETS[name].layouts if name in DATASETS else ():
+    test_file = layout['files'][2] if layout['kind'] == 'idx' else layout['test'][0]
+    for directory in readers.find_dir(data_dir, layout['subdirs']):
+      path = _existing(directory, test_file)
+      if path:
+        return path
+  return None
+
+
+@functools.lru_cache(maxsize=16)
+def identify(name, data_dir=None):
+  """What a result says about its data: 'official' when the test file's bytes are the official
+  release's, 'stand-in' for the bundled JPEG-recompressed CIFAR-10 (its test set alone is in
+  class order), else 'unverified' (other files, a tfds copy)."""
+  data_dir = data_dir or DEFAULT_DATA_DIR
+  path = _first_test_file(name, data_dir)
+  if path is None:
+    return 'unverified'
+  if name == 'cifar10':
+    labels = load_official(name, data_dir)['test'][1]
+    return 'stand-in' if (labels[1:] >= labels[:-1]).all() else 'unverified'
+  with open(path, 'rb') as f:
+    digest = hashlib.sha256(f.read()).hexdigest()
+  return 'official' if OFFICIAL_TEST_FILES.get(name) == digest else 'unverified'
 
 
 def check_name(name):
@@ -128,8 +186,10 @@ def load_official(name, data_dir=None, download=False):
   data_dir None: DEFAULT_DATA_DIR, the bundled datasets beside the project.
   """
   check_name(name)
+  if DATASETS[name].streamed:
+    raise DataError(f'{name} is streamed (data.streaming), never loaded into memory whole.')
   data_dir = data_dir or DEFAULT_DATA_DIR
-  _, tfds_name, layouts = DATASETS[name]
+  tfds_name, layouts = DATASETS[name].tfds_name, DATASETS[name].layouts
   if os.path.isfile(data_dir):
     raise DataError(f'--data_dir {data_dir} is a file; point it at the folder holding the '
                     f'{name} files.')

@@ -52,22 +52,40 @@ def read_multi30k(data_dir, split):
   return sides[0], sides[1]
 
 
-def read_wmt14(split, data_dir=None, download=False):
-  """(English, German) of wmt14_translate/de-en from tensorflow-datasets (newstest2013 is
-  its validation split, as in translate_ende_wmt32k)."""
+WMT14 = 'wmt14_translate/de-en'
+VOCABULARY_SAMPLE_PAIRS = 1_000_000  # WMT pairs a vocabulary is learned from (SentencePiece
+#                                      samples 2M sentences of its input anyway)
+
+
+def wmt14_pairs(split, data_dir=None, download=False):
+  """tf.data of (English, German) strings of wmt14_translate/de-en in the prepared order (tfds
+  shuffles when it writes), read shard by shard, never held in memory (newstest2013 is its
+  validation split, as in translate_ende_wmt32k)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
-  builder = tfds.builder('wmt14_translate/de-en', data_dir=data_dir)
+  builder = tfds.builder(WMT14, data_dir=data_dir)
   if download:
     builder.download_and_prepare()
-  if not os.path.isfile(os.path.join(builder.data_dir, 'dataset_info.json')):
-    raise DataError('no prepared wmt14_translate/de-en found in '
-                    f'{data_dir or "the tfds default folder"}; pass --download when online.')
-  pairs = tfds.as_numpy(builder.as_dataset(split=split))
+  try:
+    pairs = builder.as_dataset(split=split, shuffle_files=False)
+  except (AssertionError, tf.errors.NotFoundError):
+    raise DataError(f'no prepared {WMT14} found in {data_dir or "the tfds default folder"}; '
+                    'pass --download when online.') from None
+  return pairs.map(lambda pair: (pair['en'], pair['de']))
+
+
+def read_wmt14(split, data_dir=None, download=False, limit=None):
+  """(English, German) lists of a WMT14 split (evaluation splits; at most `limit` pairs)."""
+  pairs = wmt14_pairs(split, data_dir, download)
   english, german = [], []
-  for pair in pairs:
-    english.append(pair['en'].decode())
-    german.append(pair['de'].decode())
+  for en, de in tfds_numpy(pairs.take(limit) if limit else pairs):
+    english.append(en.decode())
+    german.append(de.decode())
   return english, german
+
+
+def tfds_numpy(dataset):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  return tfds.as_numpy(dataset)
 
 
 def read_parallel(dataset, split, data_dir=None, download=False):
@@ -76,6 +94,16 @@ def read_parallel(dataset, split, data_dir=None, download=False):
   if dataset == 'wmt14':
     return read_wmt14(split, data_dir, download)
   raise DataError(f'unknown translation dataset "{dataset}"; choose multi30k or wmt14.')
+
+
+def vocabulary_sentences(dataset, data_dir=None):
+  """What a run's vocabulary is learned from: the training split, both languages; for WMT14 its
+  first VOCABULARY_SAMPLE_PAIRS pairs (a bounded sample of a random order)."""
+  if dataset == 'wmt14':
+    english, german = read_wmt14('train', data_dir, limit=VOCABULARY_SAMPLE_PAIRS)
+  else:
+    english, german = read_parallel(dataset, 'train', data_dir)
+  return english + german
 
 
 def learn_vocabulary(sentences, vocab_size, path):
@@ -165,6 +193,33 @@ def batch_plan(lengths, token_budget, seed, epoch, pool=100):
   return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def bucket_boundaries(max_length, min_length=8, step=1.1):
+  """tensor2tensor's length buckets (_bucket_boundaries): from min_length, each about 10% longer
+  than the last, up to max_length."""
+  boundaries, x = [], min_length
+  while x < max_length:
+    boundaries.append(x)
+    x = max(x + 1, int(x * step))
+  return boundaries + [max_length]
+
+
+def bucketed_plan(lengths, token_budget, max_length, seed, epoch, multiple=8):
+  """One epoch's batches for static shapes (TPUs): (indices, bucket length) where every batch
+  of a bucket has the same size, token_budget // length rounded down to a multiple of
+  `multiple` (at least `multiple`); a bucket's remainder sits the epoch out; seeded order."""
+  rng = np.random.default_rng([seed, epoch])
+  order = rng.permutation(len(lengths))
+  boundaries = np.array(bucket_boundaries(max_length))
+  buckets = np.searchsorted(boundaries, lengths[order])  # first boundary >= length
+  batches = []
+  for b, length in enumerate(boundaries):
+    members = order[buckets == b]
+    size = max(multiple, token_budget // int(length) // multiple * multiple)
+    batches += [(members[i:i + size].tolist(), int(length))
+                for i in range(0, len(members) - size + 1, size)]
+  return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def _pad(rows, length):
   out = np.full((len(rows), length), PAD, np.int32)
   for i, row in enumerate(rows):
@@ -172,12 +227,15 @@ def _pad(rows, length):
   return out
 
 
-def training_batches(sources, targets, token_budget, max_length, seed, start_step, num_steps):
+def training_batches(sources, targets, token_budget, max_length, seed, start_step, num_steps,
+                     bucketed=False):
   """tf.data stream of steps [start_step, num_steps): ((source [B, S], decoder input [B, T]),
   target [B, T]) int32, the decoder input being the target shifted right behind PAD.
 
   Pairs with a side longer than max_length are left out (tensor2tensor's max_length). The plan
   of the needed batches is computed up front, so the pipeline is TensorFlow ops only.
+  bucketed=True (TPUs need static shapes): every batch is padded to its length bucket and has
+  that bucket's fixed size, so there are at most len(bucket_boundaries(max_length)) shapes.
   """
   keep = [i for i in range(len(sources))
           if len(sources[i]) <= max_length and len(targets[i]) <= max_length]
@@ -186,22 +244,65 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
   lengths = np.array([max(len(sources[i]), len(targets[i])) for i in keep])
   plan, epoch = [], 0
   while len(plan) < num_steps:
-    plan += batch_plan(lengths, token_budget, seed, epoch)
+    more = (bucketed_plan(lengths, token_budget, max_length, seed, epoch) if bucketed
+            else [(b, 0) for b in batch_plan(lengths, token_budget, seed, epoch)])
+    if not more:
+      raise DataError(f'no bucket holds a full batch of {token_budget} tokens; lower '
+                      '--batch_size or use dynamic batching.')
+    plan += more
     epoch += 1
   plan = plan[start_step:num_steps]
   source_ids = tf.ragged.constant([sources[i] for i in keep], dtype=tf.int32)
   target_ids = tf.ragged.constant([targets[i] for i in keep], dtype=tf.int32)
 
-  def gather(batch):
-    src = tf.gather(source_ids, batch).to_tensor(PAD)
-    tgt = tf.gather(target_ids, batch).to_tensor(PAD)
+  def gather(batch, length):
+    # Bucketed: padded to the bucket's length; dynamic (length 0): each side to its longest.
+    shape = tf.stack([tf.size(batch), length]) if bucketed else None
+    src = tf.gather(source_ids, batch).to_tensor(PAD, shape=shape)
+    tgt = tf.gather(target_ids, batch).to_tensor(PAD, shape=shape)
     decoder_input = tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
     return (src, decoder_input), tgt
 
-  batches = tf.ragged.constant(plan, dtype=tf.int32) if plan else tf.ragged.constant(
-      [[0]], dtype=tf.int32)[:0]
-  return tf.data.Dataset.from_tensor_slices(batches).map(
+  batches = tf.ragged.constant([b for b, _ in plan], dtype=tf.int32) if plan else (
+      tf.ragged.constant([[0]], dtype=tf.int32)[:0])
+  widths = tf.constant([w for _, w in plan], tf.int32)
+  return tf.data.Dataset.from_tensor_slices((batches, widths)).map(
       gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def streamed_training_batches(pairs, vocabulary, token_budget, max_length, seed, start_step,
+                              num_steps, bucketed=False, shuffle_buffer=100_000):
+  """The training stream of a corpus too large for memory (WMT14): like training_batches, from
+  tf.data `pairs` of strings. Epoch e permutes each block of shuffle_buffer pairs of the prepared
+  (already shuffled) order by (seed, e, block),
+  tokenizes them in the pipeline, drops pairs longer than max_length and batches by length
+  buckets (tensor2tensor's; bucketed=True pads every batch to its bucket with a fixed size per
+  bucket, for TPUs). Resuming at step k replays the stream's first k batches without the model
+  (tokenizing and batching only: minutes on a TPU host for WMT14) so it continues exactly."""
+  boundaries = bucket_boundaries(max_length)
+  multiple = 8 if bucketed else 1
+  sizes = [max(multiple, token_budget // b // multiple * multiple) for b in boundaries]
+  def shuffled(epoch):  # blocks of shuffle_buffer pairs, each permuted by (seed, epoch, block)
+    def permute(block, pair):
+      key = tf.stack([tf.constant(seed, tf.int64), epoch * (1 << 32) + block])
+      order = tf.argsort(tf.random.stateless_uniform(tf.shape(pair[0]), key))
+      return tf.gather(pair[0], order), tf.gather(pair[1], order)
+    return pairs.batch(shuffle_buffer).enumerate().map(permute).unbatch()
+  epochs = tf.data.Dataset.range(1 << 30).flat_map(shuffled)
+  tokens = epochs.batch(256).map(
+      lambda en, de: (vocabulary.encode(en), vocabulary.encode(de)),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+  tokens = tokens.map(lambda src, tgt: (tf.cast(src, tf.int32), tf.cast(tgt, tf.int32))).filter(
+      lambda src, tgt: tf.maximum(tf.size(src), tf.size(tgt)) <= max_length)
+  batches = tokens.bucket_by_sequence_length(
+      lambda src, tgt: tf.maximum(tf.size(src), tf.size(tgt)),
+      bucket_boundaries=[b + 1 for b in boundaries], bucket_batch_sizes=sizes + [multiple],
+      padding_values=(PAD, PAD), pad_to_bucket_boundary=bucketed, drop_remainder=True)
+
+  def with_decoder_input(src, tgt):
+    return (src, tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)), tgt
+  return batches.map(with_decoder_input).skip(start_step).take(
+      num_steps - start_step).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_batches(sources, targets, batch_size=100):

@@ -4,6 +4,8 @@ r"""Table 2 style sweep: accuracy (and NLL, ECE) over label-smoothing alphas, me
       --output_dir=results/mnist_fc_sweep
 Finished points are collected, unfinished ones trained (a killed sweep resumes).
 """
+import os
+
 from absl import flags
 
 from experiments import common
@@ -27,8 +29,10 @@ def main(argv):
                            [int(s) for s in FLAGS.seeds], overrides,
                            **common.train_kwargs())
   dataset = recipes.recipe(FLAGS.model, **overrides).dataset
+  run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, s)) for a, s in results]
   print(sweep.write_table(sweep.accuracy_rows(results, FLAGS.split), FLAGS.output_dir,
-                          FLAGS.model, dataset, FLAGS.split))
+                          FLAGS.model, dataset, common.provenance(run_dirs, FLAGS.data_dir),
+                          FLAGS.split))
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 import dataclasses
 import os
 import sys
+import time
 import typing
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -12,6 +13,7 @@ from absl import flags
 from absl import logging
 
 FLAGS = flags.FLAGS
+STARTED = time.time()  # the provenance's wall time counts from here
 
 
 def define_data_flags():
@@ -146,6 +148,19 @@ def train_kwargs():
   return dict(data_dir=FLAGS.data_dir, strategy=make_strategy(), jit_compile=FLAGS.jit_compile,
               checkpoint_every=FLAGS.checkpoint_every, stop_after_steps=FLAGS.stop_after_steps,
               steps_per_execution=FLAGS.steps_per_execution)
+
+
+def provenance(run_dirs, data_dir=None):
+  """The provenance (data.section_results) of a result made from these finished runs: their
+  seeds, what their data is (official, stand-in, unverified) and this command's wall time."""
+  from data import section_results, sources  # pylint: disable=g-import-not-at-top
+  from models import training  # pylint: disable=g-import-not-at-top
+  seeds, identities = set(), {}
+  for run_dir in run_dirs:
+    config, stored_data_dir = training.read_run_config(run_dir)
+    seeds.add(config.seed)
+    identities[config.dataset] = sources.identify(config.dataset, data_dir or stored_data_dir)
+  return section_results.provenance(seeds, identities, time.time() - STARTED)
 
 
 def run(main):

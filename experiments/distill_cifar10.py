@@ -123,7 +123,7 @@ def main(argv):
   import data  # pylint: disable=g-import-not-at-top
   from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  from data import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   _apply_preset()
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
@@ -160,11 +160,13 @@ def main(argv):
   _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
                                            FLAGS.split)
   found = section.findings(points, FLAGS.split)
-  run_files.write_json(os.path.join(FLAGS.output_dir, 'points.json'), {
+  run_dirs = [run_files.resolve(p['run_dir'], FLAGS.output_dir) for p in points]
+  section_results.write(FLAGS.output_dir, 'distillation_cifar10', {
       'split': FLAGS.split, 'points': points, 'summary': summary, 'findings': found,
-      'on_the_fly_check': section.on_the_fly_check(points, FLAGS.split)})
+      'on_the_fly_check': section.on_the_fly_check(points, FLAGS.split)},
+                        common.provenance(run_dirs, FLAGS.data_dir))
   from experiments import report  # pylint: disable=g-import-not-at-top
-  print('\n'.join(report.cifar10_distillation_section(FLAGS.output_dir)))
+  print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_cifar10'])))
 
 
 if __name__ == '__main__':

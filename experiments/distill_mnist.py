@@ -59,7 +59,7 @@ def train_seed(seed, output_dir, base, kwargs):
 def main(argv):
   del argv
   from distillation import seeds  # pylint: disable=g-import-not-at-top
-  from data import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   if FLAGS.num_seeds > 1 and (FLAGS.teacher_dropout_dir or FLAGS.teacher_ls_dir):
     raise ValueError('--teacher_dropout_dir / --teacher_ls_dir reuse one seed\'s teachers; '
                      'leave them out with --num_seeds > 1.')
@@ -83,10 +83,12 @@ def main(argv):
            text="the label-smoothed teacher's student has higher test error than the dropout "
                 "teacher's")]
   summary = seeds.summarize_seeds(errors, claims)
-  run_files.write_json(os.path.join(FLAGS.output_dir, 'distill_mnist.json'),
-                       {'rows': rows, 'summary': summary})
+  run_dirs = [run_files.resolve(r['run_dir'], FLAGS.output_dir) for r in rows]
+  section_results.write(FLAGS.output_dir, 'distillation_mnist',
+                        {'rows': rows, 'summary': summary},
+                        common.provenance(run_dirs, FLAGS.data_dir))
   from experiments import report  # pylint: disable=g-import-not-at-top
-  print('\n'.join(report.distillation_section(FLAGS.output_dir)))
+  print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_mnist'])))
 
 
 if __name__ == '__main__':

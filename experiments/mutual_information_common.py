@@ -40,7 +40,7 @@ def _main(argv):
   from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
   from experiments import sweep  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
-  from data import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   classes = [int(c) for c in FLAGS.classes]
   num_classes = data.num_classes(FLAGS.dataset)
   if len(classes) != 2 or classes[0] == classes[1] or max(classes) >= num_classes:
@@ -77,9 +77,10 @@ def _main(argv):
   stem = os.path.join(FLAGS.output_dir, 'mutual_information')
   figures.mutual_information_figure(curves, num_examples, stem,
                                     f'{FLAGS.model} on {FLAGS.dataset}, classes {classes}')
-  run_files.write_json(stem + '_points.json', {'model': FLAGS.model, 'dataset': FLAGS.dataset,
-                                                'classes': classes, 'num_examples': num_examples,
-                                                'runs': points})
+  section_results.write(FLAGS.output_dir, 'mutual_information', {
+      'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
+      'num_examples': num_examples, 'runs': points},
+                        common.provenance(run_dirs, common.data_dir_for_reused_runs()))
   for label, steps, values in curves:
     peak = max(range(len(values)), key=values.__getitem__)
     print(f'{label:10s} MI at step 0: {values[0]:.3f}, peak {values[peak]:.3f} at step '

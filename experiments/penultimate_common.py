@@ -31,7 +31,7 @@ def _main(argv):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import sweep  # pylint: disable=g-import-not-at-top
   from models import training  # pylint: disable=g-import-not-at-top
-  from data import run_files  # pylint: disable=g-import-not-at-top
+  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   from visualization import cluster_statistics, figures, penultimate  # pylint: disable=g-import-not-at-top
   import data  # pylint: disable=g-import-not-at-top
   classes = [int(c) for c in FLAGS.classes]
@@ -65,9 +65,9 @@ def _main(argv):
                             f'{FLAGS.model} on {FLAGS.dataset}: penultimate layer')
   run_files.write_npz(stem + '_points.npz', **points)
   recorded = [run_files.relative_to(d, FLAGS.output_dir) for d in run_dirs]
-  run_files.write_json(stem + '_stats.json', {'model': FLAGS.model, 'dataset': FLAGS.dataset,
-                                             'classes': classes, 'run_dirs': recorded,
-                                             'panels': stats})
+  section_results.write(FLAGS.output_dir, 'penultimate', {
+      'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes, 'run_dirs': recorded,
+      'panels': stats}, common.provenance(run_dirs, common.data_dir_for_reused_runs()))
   for name, s in stats.items():
     print(f'{name:28s} mean spread {s["mean_spread"]:8.3f}  mean-distance '
           f'{np.mean(list(s["mean_distances"].values())):8.3f}  spread/distance '

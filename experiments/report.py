@@ -9,11 +9,14 @@ import os
 
 from absl import flags
 
+from data import run_files, section_results
 from experiments import common
 from experiments import reference_numbers as ref
 
 flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
 flags.DEFINE_string('output', None, 'Also write the report to this markdown file.')
+flags.DEFINE_boolean('migrate', False, 'First bring results written before the results '
+                     'contract (data.section_results) under --results_dir into it.')
 FLAGS = flags.FLAGS
 
 NOTE = 'NOTE.md'  # a results folder's provenance, shown under each of its sections
@@ -33,27 +36,28 @@ def _ece_at_alpha(ece, alpha):
   return f'{ece:.3f} (alpha {alpha:g})'
 
 
-def _load_all(results_dir, filename):
-  """(folder relative to results_dir, value) of every `filename` below results_dir, in order."""
-  from data import run_files  # pylint: disable=g-import-not-at-top
-  paths = sorted(os.path.join(folder, filename)
-                 for folder, _, files in run_files.gfile.walk(results_dir) if filename in files)
-  for path in paths:
-    yield os.path.relpath(os.path.dirname(path), results_dir), run_files.read_json(
-        path, fix='rerun the section binary that wrote it (results/README.md gives each command)')
-
-
-def _heading(results_dir, where, title):
-  """A section's title, then the NOTE.md of its folder or the nearest parent folder: what the
-  numbers are not (stand-in data, a shortened schedule) must travel with them."""
+def _heading(results_dir, where, result, title):
+  """A section's title, the NOTE.md of its folder or the nearest parent folder (what the
+  numbers are not: stand-in data, a shortened schedule), its provenance and its figures."""
   lines = [title, '']
   parts = where.split(os.sep)
   for depth in range(len(parts), 0, -1):
     path = os.path.join(results_dir, *parts[:depth], NOTE)
-    if os.path.isfile(path):
-      with open(path) as f:
-        return lines + [f.read().strip(), '']
-  return lines
+    if run_files.gfile.exists(path):
+      lines += [run_files.gfile.GFile(path).read().strip(), '']
+      break
+  lines += [_provenance_line(result['provenance']), '']
+  lines += [f'![{name}]({os.path.join(where, name)})' for name in result['figures']]
+  return lines + ([''] if result['figures'] else [])
+
+
+def _provenance_line(record):
+  if not record.get('recorded', True):
+    return f'Provenance: {record["note"]}.'
+  data = ', '.join(f'{name} {identity}' for name, identity in record['data'].items())
+  return (f'Provenance: `{record["command"]}`; {record["cpu"]}; seeds '
+          f'{", ".join(map(str, record["seeds"]))}; data: {data}; wall time of this command '
+          f'{record["wall_seconds"] / 60:.1f} min; {record["date"]}.')
 
 
 def _row(cells):
@@ -64,202 +68,214 @@ def _table_head(columns):
   return [_row(columns), '|---' * len(columns) + '|']
 
 
-def accuracy_section(results_dir):
+def accuracy_section(results_dir, where, table):
   lines = []
-  for where, table in _load_all(results_dir, 'table.json'):
-    key = (table.get('model'), table.get('dataset'))
-    refs = ref.ACCURACY.get(key, {})
-    lines += _heading(results_dir, where, f'### Accuracy: {key[0]} on {key[1]} ({where}, '
-                      f'{table["split"]} split)')
-    lines += _table_head(['alpha', 'this project', *refs])
-    for row in table['rows']:
-      cells = [_fmt(*refs[s].get(row['alpha'], (None,))) for s in refs]
-      lines.append(_row([f'{row["alpha"]:g}', f'{_fmt(row["accuracy"], row["accuracy_std"])} '
-                         f'({row["num_seeds"]} seed(s), {row["steps"]} steps)', *cells]))
-    lines.append('')
+  key = (table.get('model'), table.get('dataset'))
+  refs = ref.ACCURACY.get(key, {})
+  lines += _heading(results_dir, where, table, f'### Accuracy: {key[0]} on {key[1]} ({where}, '
+                    f'{table["split"]} split)')
+  lines += _table_head(['alpha', 'this project', *refs])
+  for row in table['rows']:
+    cells = [_fmt(*refs[s].get(row['alpha'], (None,))) for s in refs]
+    lines.append(_row([f'{row["alpha"]:g}', f'{_fmt(row["accuracy"], row["accuracy_std"])} '
+                       f'({row["num_seeds"]} seed(s), {row["steps"]} steps)', *cells]))
+  lines.append('')
   return lines
 
 
-def calibration_section(results_dir):
+def calibration_section(results_dir, where, table):
   lines = []
-  for where, table in _load_all(results_dir, 'calibration.json'):
-    key = (table.get('model'), table.get('dataset'))
-    refs = ref.CALIBRATION.get(key, {})
-    lines += _heading(results_dir, where, f'### Calibration (ECE, 15 bins): {key[0]} on '
-                      f'{key[1]} ({where}, {table["split"]} split)')
-    lines += _table_head(['model', 'this project', *refs])
-    for row in table['rows']:
-      if row['kind'] == 'temperature_scaled':
-        cells = [_ece_at_t(*refs[s]['temperature_scaled']) for s in refs]
-        ours = _ece_at_t(row['ece'], row['temperature'])
-      else:
-        cells = [_fmt(refs[s]['alpha'].get(row['alpha']), digits=3) for s in refs]
-        ours = f'{row["ece"]:.3f}'
-      lines.append(_row([row['label'], ours, *cells]))
-    best = table.get('summary', {}).get('label_smoothing')
-    if best:  # Table 3's third column: the label-smoothing alpha with the lowest ECE
-      cells = [_ece_at_alpha(*min(((e, a) for a, e in refs[s]['alpha'].items() if a > 0),
-                                  default=(math.nan, math.nan))) for s in refs]
-      lines.append(_row(['label smoothing, best alpha (Table 3)',
-                         _ece_at_alpha(best['ece'], best['alpha']), *cells]))
-    lines.append('')
+  key = (table.get('model'), table.get('dataset'))
+  refs = ref.CALIBRATION.get(key, {})
+  lines += _heading(results_dir, where, table, f'### Calibration (ECE, 15 bins): {key[0]} on '
+                    f'{key[1]} ({where}, {table["split"]} split)')
+  lines += _table_head(['model', 'this project', *refs])
+  for row in table['rows']:
+    if row['kind'] == 'temperature_scaled':
+      cells = [_ece_at_t(*refs[s]['temperature_scaled']) for s in refs]
+      ours = _ece_at_t(row['ece'], row['temperature'])
+    else:
+      cells = [_fmt(refs[s]['alpha'].get(row['alpha']), digits=3) for s in refs]
+      ours = f'{row["ece"]:.3f}'
+    lines.append(_row([row['label'], ours, *cells]))
+  best = table.get('summary', {}).get('label_smoothing')
+  if best:  # Table 3's third column: the label-smoothing alpha with the lowest ECE
+    cells = [_ece_at_alpha(*min(((e, a) for a, e in refs[s]['alpha'].items() if a > 0),
+                                default=(math.nan, math.nan))) for s in refs]
+    lines.append(_row(['label smoothing, best alpha (Table 3)',
+                       _ece_at_alpha(best['ece'], best['alpha']), *cells]))
+  lines.append('')
   return lines
 
 
-def distillation_section(results_dir):
+def distillation_section(results_dir, where, table):
   """Table 4: per network the mean +- std test error over seeds, and the paper's claims checked
   by paired differences over seeds."""
   lines = []
-  for where, table in _load_all(results_dir, 'distill_mnist.json'):
-    summary = table.get('summary')
-    if summary is None:  # written before seeds were aggregated: one row per network
-      summary = {'networks': {r['key']: {'mean': r['test_error'], 'std': 0.0, 'n': 1}
-                              for r in table['rows']}}
-    labels = {r['key']: r['label'] for r in table['rows']}
-    lines += _heading(results_dir, where, f'### MNIST distillation, test error % ({where})')
-    lines += _table_head(['network', 'this project', ref.PAPER, ref.REPLICATION])
-    for key, s in summary['networks'].items():
-      refs = ref.DISTILLATION_MNIST.get(key, {})
-      lines.append(_row([labels.get(key, key), f'{_fmt(s["mean"], s["std"])} ({s["n"]} seed(s))',
-                         _fmt(refs.get(ref.PAPER)), _fmt(refs.get(ref.REPLICATION))]))
-    for claim in summary.get('claims', []):
-      if claim['n'] > 1:
-        lines += ['', f'Paper: {claim["text"]}. Paired difference {claim["first"]} - '
-                  f'{claim["second"]} over {claim["n"]} seeds: {claim["mean"]:+.3f} +- '
-                  f'{claim["std"]:.3f} points (t = {claim["t"]:.2f}, two-sided p = '
-                  f'{claim["p_value"]:.3f}): **{claim["verdict"]}**.']
-    lines.append('')
+  summary = table['summary']
+  labels = {r['key']: r['label'] for r in table['rows']}
+  lines += _heading(results_dir, where, table, f'### MNIST distillation, test error % ({where})')
+  lines += _table_head(['network', 'this project', ref.PAPER, ref.REPLICATION])
+  for key, s in summary['networks'].items():
+    refs = ref.DISTILLATION_MNIST.get(key, {})
+    lines.append(_row([labels.get(key, key), f'{_fmt(s["mean"], s["std"])} ({s["n"]} seed(s))',
+                       _fmt(refs.get(ref.PAPER)), _fmt(refs.get(ref.REPLICATION))]))
+  for claim in summary.get('claims', []):
+    if claim['n'] > 1:
+      lines += ['', f'Paper: {claim["text"]}. Paired difference {claim["first"]} - '
+                f'{claim["second"]} over {claim["n"]} seeds: {claim["mean"]:+.3f} +- '
+                f'{claim["std"]:.3f} points (t = {claim["t"]:.2f}, two-sided p = '
+                f'{claim["p_value"]:.3f}): **{claim["verdict"]}**.']
+  lines.append('')
   return lines
 
 
-def cifar10_distillation_section(results_dir):
+def cifar10_distillation_section(results_dir, where, table):
   """Figure 5: accuracy against gamma for teachers and students, and the paper's findings."""
   lines = []
-  for where, table in _load_all(results_dir, 'points.json'):
-    split = table['split']
-    lines += _heading(results_dir, where, f'### CIFAR-10 distillation, Figure 5 ({where}, '
-                      f'{split} accuracy %)')
-    lines += [f'![Figure 5]({os.path.join(where, "figure5.png")})', '']
-    lines += _table_head(['curve', 'setting', 'gamma', 'mean [min, max]', 'seeds'])
-    for group, rows in table['summary'].items():
-      for r in rows:
-        spread = f' [{r["min"]:.2f}, {r["max"]:.2f}]' if r['n'] > 1 else ''
-        lines.append(_row([group.replace('_', ' '), f'{r["setting"]:g}', f'{r["gamma"]:.3f}',
-                           f'{r["mean"]:.2f}{spread}', str(r['n'])]))
-    found = table.get('findings', {})
-    lines += ['', 'Paper findings (Section 4, Figure 5):', '']
-    for key in ('teacher_improves', 'every_temperature_beats_baseline'):
-      if key in found:
-        f = found[key]
-        lines.append(f'- {f["text"]}: {f["observed"]}: **{f["verdict"]}**.')
-    paired = found.get('paired')
-    for claim in (paired or {}).get('claims', []):
-      lines.append(f'- {claim["text"]}: {claim["first"]} - {claim["second"]} over '
-                   f'{claim["n"]} seed(s): {claim["mean"]:+.2f} +- {claim["std"]:.2f} points '
-                   f'(two-sided paired p = {claim["p_value"]:.3f}): **{claim["verdict"]}**.')
-    for row in table.get('on_the_fly_check', []):
-      lines.append(f'- cached teacher outputs against the teacher on the fly (T = '
-                   f'{row["temperature"]:g}, seed {row["seed"]}): {row["cached"]:.2f} vs '
-                   f'{row["on_the_fly"]:.2f} ({row["cached"] - row["on_the_fly"]:+.2f}).')
-    lines.append('')
+  split = table['split']
+  lines += _heading(results_dir, where, table, f'### CIFAR-10 distillation, Figure 5 ({where}, '
+                    f'{split} accuracy %)')
+  lines += _table_head(['curve', 'setting', 'gamma', 'mean [min, max]', 'seeds'])
+  for group, rows in table['summary'].items():
+    for r in rows:
+      spread = f' [{r["min"]:.2f}, {r["max"]:.2f}]' if r['n'] > 1 else ''
+      lines.append(_row([group.replace('_', ' '), f'{r["setting"]:g}', f'{r["gamma"]:.3f}',
+                         f'{r["mean"]:.2f}{spread}', str(r['n'])]))
+  found = table.get('findings', {})
+  lines += ['', 'Paper findings (Section 4, Figure 5):', '']
+  for key in ('teacher_improves', 'every_temperature_beats_baseline'):
+    if key in found:
+      f = found[key]
+      lines.append(f'- {f["text"]}: {f["observed"]}: **{f["verdict"]}**.')
+  paired = found.get('paired')
+  for claim in (paired or {}).get('claims', []):
+    lines.append(f'- {claim["text"]}: {claim["first"]} - {claim["second"]} over '
+                 f'{claim["n"]} seed(s): {claim["mean"]:+.2f} +- {claim["std"]:.2f} points '
+                 f'(two-sided paired p = {claim["p_value"]:.3f}): **{claim["verdict"]}**.')
+  for row in table.get('on_the_fly_check', []):
+    lines.append(f'- cached teacher outputs against the teacher on the fly (T = '
+                 f'{row["temperature"]:g}, seed {row["seed"]}): {row["cached"]:.2f} vs '
+                 f'{row["on_the_fly"]:.2f} ({row["cached"] - row["on_the_fly"]:+.2f}).')
+  lines.append('')
   return lines
 
 
-def penultimate_section(results_dir):
+def penultimate_section(results_dir, where, table):
   """The paper's claim: with label smoothing, tighter clusters at equal distances."""
   lines = []
-  for where, table in _load_all(results_dir, 'penultimate_stats.json'):
-    lines += _heading(results_dir, where, f'### Penultimate layer: {table["model"]} on '
-                      f'{table["dataset"]}, classes {table["classes"]} ({where})')
-    lines += ['Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
-              '(a regular triangle).', '']
-    lines += _table_head(['panel', 'mean spread / mean distance',
-                          'equidistance (std / mean of distances)'])
-    for name, stats in table['panels'].items():
-      lines.append(_row([name, f'{stats["spread_over_distance"]:.3f}',
-                         f'{stats["equidistance"]:.3f}']))
-    lines.append('')
+  lines += _heading(results_dir, where, table, f'### Penultimate layer: {table["model"]} on '
+                    f'{table["dataset"]}, classes {table["classes"]} ({where})')
+  lines += ['Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
+            '(a regular triangle).', '']
+  lines += _table_head(['panel', 'mean spread / mean distance',
+                        'equidistance (std / mean of distances)'])
+  for name, stats in table['panels'].items():
+    lines.append(_row([name, f'{stats["spread_over_distance"]:.3f}',
+                       f'{stats["equidistance"]:.3f}']))
+  lines.append('')
   return lines
 
 
-def mutual_information_section(results_dir):
+def mutual_information_section(results_dir, where, table):
   """Figure 6: MI rises fast after initialization, then decays towards log 2, more so with
   label smoothing."""
   lines = []
-  for where, table in _load_all(results_dir, 'mutual_information_points.json'):
-    n = table['num_examples']
-    lines += _heading(results_dir, where, f'### Mutual information: {table["model"]} on '
-                      f'{table["dataset"]}, classes {table["classes"]}, N = {n} ({where})')
-    lines += ['Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
-              f'0.693 (more so with label smoothing); the estimate lies in [0, log N = '
-              f'{math.log(n):.3f}].', '']
-    lines += _table_head(['run', 'at step 0', 'peak (step)', 'final (step)', 'final - log 2'])
-    for label, run in table['runs'].items():
-      values, steps = run['mutual_information'], run['steps']
-      peak = max(range(len(values)), key=values.__getitem__)
-      lines.append(_row([label, f'{values[0]:.3f}', f'{values[peak]:.3f} ({steps[peak]})',
-                         f'{values[-1]:.3f} ({steps[-1]})', f'{values[-1] - math.log(2):+.3f}']))
-    lines.append('')
+  n = table['num_examples']
+  lines += _heading(results_dir, where, table, f'### Mutual information: {table["model"]} on '
+                    f'{table["dataset"]}, classes {table["classes"]}, N = {n} ({where})')
+  lines += ['Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
+            f'0.693 (more so with label smoothing); the estimate lies in [0, log N = '
+            f'{math.log(n):.3f}].', '']
+  lines += _table_head(['run', 'at step 0', 'peak (step)', 'final (step)', 'final - log 2'])
+  for label, run in table['runs'].items():
+    values, steps = run['mutual_information'], run['steps']
+    peak = max(range(len(values)), key=values.__getitem__)
+    lines.append(_row([label, f'{values[0]:.3f}', f'{values[peak]:.3f} ({steps[peak]})',
+                       f'{values[-1]:.3f} ({steps[-1]})', f'{values[-1] - math.log(2):+.3f}']))
+  lines.append('')
   return lines
 
 
-def translation_section(results_dir):
+def translation_section(results_dir, where, table):
   """Table 3 (Transformer row) and the Figure 4 claims: label smoothing calibrates the next-token
   predictions and improves BLEU, but worsens NLL at every temperature."""
   lines = []
   paper = ref.TRANSLATION[ref.PAPER]
-  for where, table in _load_all(results_dir, 'translation.json'):
-    s = table.get('summary')
-    lines += _heading(results_dir, where, f'### Translation ({where}): next-token ECE on '
-                      'validation tokens, BLEU uncased intl')
-    lines += _table_head(['Table 3', 'this project', f'{ref.PAPER} (WMT14 EN-DE)'])
-    if s:
-      lines += [_row(['hard targets', f'{s["hard_targets_ece"]:.3f}',
-                      f'{paper["hard_targets_ece"]:.3f}']),
-                _row(['temperature scaled', _ece_at_t(*s['temperature_scaled']),
-                      _ece_at_t(*paper['temperature_scaled'])]),
-                _row(['label smoothing', _ece_at_alpha(*s['label_smoothing']),
-                      _ece_at_alpha(*paper['label_smoothing'])])]
-      if 'temperature_scaled_held_out' in s:  # fitted on one half of the sentences, both ways
-        ece, (t_even, t_odd), _ = s['temperature_scaled_held_out']
-        lines.append(_row(['temperature scaled, held out (halves)',
-                           f'{ece:.3f} (T {t_even:.2f} / {t_odd:.2f})', '-']))
-    lines += ['', *_table_head(['run', 'T', 'BLEU validation', 'BLEU test', 'NLL/token', 'ECE'])]
-    for row in table['rows']:
-      lines.append(_row([f'alpha={row["alpha"]:g}', f'{row["temperature"]:.2f}',
-                         f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
-                         f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
-    if s and 'claims' in s:
-      from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
-      lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', '']
-      lines += section.claim_lines(s['claims'])
-      if 'across_seeds' in s:
-        lines += ['', f'Across seeds {s["across_seeds"]["seeds"]} (paired by seed):', '']
-        lines += section.seed_claim_lines(s['across_seeds'])
-    lines.append('')
+  s = table.get('summary')
+  lines += _heading(results_dir, where, table, f'### Translation ({where}): next-token ECE on '
+                    'validation tokens, BLEU uncased intl')
+  lines += _table_head(['Table 3', 'this project', f'{ref.PAPER} (WMT14 EN-DE)'])
+  if s:
+    lines += [_row(['hard targets', f'{s["hard_targets_ece"]:.3f}',
+                    f'{paper["hard_targets_ece"]:.3f}']),
+              _row(['temperature scaled', _ece_at_t(*s['temperature_scaled']),
+                    _ece_at_t(*paper['temperature_scaled'])]),
+              _row(['label smoothing', _ece_at_alpha(*s['label_smoothing']),
+                    _ece_at_alpha(*paper['label_smoothing'])])]
+    if 'temperature_scaled_held_out' in s:  # fitted on one half of the sentences, both ways
+      ece, (t_even, t_odd), _ = s['temperature_scaled_held_out']
+      lines.append(_row(['temperature scaled, held out (halves)',
+                         f'{ece:.3f} (T {t_even:.2f} / {t_odd:.2f})', '-']))
+  lines += ['', *_table_head(['run', 'T', 'BLEU validation', 'BLEU test', 'NLL/token', 'ECE'])]
+  for row in table['rows']:
+    lines.append(_row([f'alpha={row["alpha"]:g}', f'{row["temperature"]:.2f}',
+                       f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
+                       f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
+  if s and 'claims' in s:
+    from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
+    lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', '']
+    lines += section.claim_lines(s['claims'])
+    if 'across_seeds' in s:
+      lines += ['', f'Across seeds {s["across_seeds"]["seeds"]} (paired by seed):', '']
+      lines += section.seed_claim_lines(s['across_seeds'])
+  lines.append('')
   return lines
 
 
-SECTIONS = (accuracy_section, penultimate_section, calibration_section, distillation_section,
-            cifar10_distillation_section, mutual_information_section, translation_section)
+SECTIONS = {'accuracy': accuracy_section, 'penultimate': penultimate_section,
+            'calibration': calibration_section, 'distillation_mnist': distillation_section,
+            'distillation_cifar10': cifar10_distillation_section,
+            'mutual_information': mutual_information_section,
+            'translation': translation_section}
+
+
+def _single_seed_summary(result):
+  """A distill_mnist result from before seeds were aggregated: one row per network."""
+  if 'summary' not in result:
+    result = dict(result, summary={'networks': {
+        r['key']: {'mean': r['test_error'], 'std': 0.0, 'n': 1} for r in result['rows']}})
+  return result
+
+
+UPGRADES = {'distillation_mnist': _single_seed_summary}  # what the migration adds per kind
+
+
+def section_lines(results_dir, kinds=tuple(SECTIONS)):
+  """The report's lines for every result of these kinds below results_dir."""
+  lines = []
+  for kind, where, result in section_results.read_all(results_dir):
+    if kind in kinds:
+      lines += SECTIONS[kind](results_dir, where, result)
+  return lines
 
 
 def build_report(results_dir):
-  lines = ['# Results beside the paper and the replication', '',
-           f'Paper: {ref.PAPER}. Replication: {ref.REPLICATION}.', '']
-  for section in SECTIONS:
-    lines += section(results_dir)
-  return '\n'.join(lines)
+  return '\n'.join(['# Results beside the paper and the replication', '',
+                    f'Paper: {ref.PAPER}. Replication: {ref.REPLICATION}.', '',
+                    *section_lines(results_dir)])
 
 
 def main(argv):
   del argv
-  if not os.path.isdir(FLAGS.results_dir):
+  if not run_files.gfile.isdir(FLAGS.results_dir):
     raise ValueError(f'--results_dir {FLAGS.results_dir} does not exist; run a section first.')
+  if FLAGS.migrate:
+    for path in section_results.migrate(FLAGS.results_dir, UPGRADES):
+      print(f'migrated {path}')
   report = build_report(FLAGS.results_dir)
   print(report)
   if FLAGS.output:
-    from data import run_files  # pylint: disable=g-import-not-at-top
     run_files.write_text(FLAGS.output, report + '\n')
 
 

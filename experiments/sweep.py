@@ -1,8 +1,9 @@
 """Runs (or collects finished) training runs over a grid, one run directory per point."""
 import os
 
-from data import run_files
+from data import run_files, section_results
 from distillation.seeds import mean_std
+from experiments import common
 from models import recipes, training
 
 
@@ -38,11 +39,12 @@ def accuracy_rows(results, split='test'):
   return rows
 
 
-def write_table(rows, output_dir, model, dataset, split='test'):
-  """table.json and table.md in output_dir."""
+def write_table(rows, output_dir, model, dataset, provenance, split='test'):
+  """The accuracy result (table.json) and table.md in output_dir."""
   title = f'{model} on {dataset}: accuracy vs label smoothing'
-  run_files.write_json(os.path.join(output_dir, 'table.json'), {
-      'title': title, 'model': model, 'dataset': dataset, 'split': split, 'rows': rows})
+  section_results.write(output_dir, 'accuracy', {
+      'title': title, 'model': model, 'dataset': dataset, 'split': split, 'rows': rows},
+                        provenance)
   lines = [f'# {title}', '', f'Metrics on the {split} split; mean +- std over seeds.', '',
            '| alpha | accuracy (%) | NLL | ECE (15 bins) | seeds | steps |',
            '|---|---|---|---|---|---|']
@@ -69,8 +71,10 @@ def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
     raise ValueError('--run_dirs mix models or datasets; calibrate one model/dataset at a time.')
   result = table.calibration_table(runs, num_bins)
   model, dataset = configs[0].model, configs[0].dataset
-  markdown = table.write_calibration(result, output_dir, model, dataset, num_bins)
+  run_files.make_dir(output_dir)
   reliability.plot_reliability(table.reliability_curves(result, runs),
                                os.path.join(output_dir, 'reliability'), f'{model} on {dataset}',
                                num_bins)
-  return markdown
+  return table.write_calibration(result, output_dir, model, dataset,
+                                 common.provenance(run_dirs, data_dir),
+                                 num_bins)

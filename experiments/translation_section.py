@@ -11,7 +11,8 @@ import time
 import numpy as np
 
 from data import translation
-from data import run_files
+from data import run_files, section_results
+from experiments import common
 from models import translation_eval, translation_training
 from visualization import reliability
 
@@ -329,12 +330,6 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
       lines += seed_claim_lines(summary['across_seeds'])
   signatures = {k: v['signature'] for k, v in evaluations[0]['test_bleu'][0].items()
                 if isinstance(v, dict)}
-  run_files.write_json(os.path.join(output_dir, 'translation.json'), {
-      'run_dirs': [run_files.relative_to(d, output_dir) for d in run_dirs], 'seed': first_seed,
-      'settings': dataclasses.asdict(settings), 'rows': table,
-      'summary': summary, 'bleu_signatures': signatures,
-      'curves': [{k: e[k] for k in ('alpha', 'tokens', 'validation_bleu', 'test_bleu')}
-                 for e in evaluations]})
   markdown = '\n'.join(lines + ['', 'BLEU signatures: ' + '; '.join(
       f'{k}: {v}' for k, v in signatures.items())]) + '\n'
   run_files.write_bytes(os.path.join(output_dir, 'translation.md'), markdown.encode())
@@ -352,4 +347,10 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
     curves += [(f'alpha={e["alpha"]:g}', *e['_logits'], 1.0) for e in smoothed]
     reliability.plot_reliability(curves, os.path.join(output_dir, 'reliability_translation'),
                                  'Transformer next-token predictions (validation)')
+  section_results.write(output_dir, 'translation', {
+      'run_dirs': [run_files.relative_to(d, output_dir) for d in run_dirs], 'seed': first_seed,
+      'settings': dataclasses.asdict(settings), 'rows': table,
+      'summary': summary, 'bleu_signatures': signatures,
+      'curves': [{k: e[k] for k in ('alpha', 'tokens', 'validation_bleu', 'test_bleu')}
+                 for e in evaluations]}, common.provenance(run_dirs, data_dir))
   return markdown

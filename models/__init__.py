@@ -8,24 +8,36 @@ import numpy as np
 
 from models.alexnet import alexnet
 from models.fc import fc
+from models.inception_v4 import inception_v4
 from models.losses import SmoothedCrossEntropy, smooth_labels
 from models.optimizers import MomentumSGD
 from models.recipes import recipe, TrainConfig
 from models.resnet import resnet56
 
-MODELS = ('fc', 'alexnet', 'resnet56')
+# The model registry: name -> builder(config, num_classes, input_shape), each a classifier
+# whose final dense layer is `logits` (weight decay included as regularization losses). A new
+# model is a builder here and its recipe in models/recipes.py.
+BUILDERS = {
+    'fc': lambda config, num_classes, input_shape: fc(
+        num_classes, input_shape, width=config.width, dropout=config.dropout,
+        init_variance=config.init_variance),
+    'alexnet': lambda config, num_classes, input_shape: alexnet(
+        num_classes, input_shape, weight_decay=config.weight_decay),
+    'resnet56': lambda config, num_classes, input_shape: resnet56(
+        num_classes, input_shape, weight_decay=config.weight_decay),
+    # [logits, auxiliary logits] with aux_loss_weight
+    'inception_v4': lambda config, num_classes, input_shape: inception_v4(
+        num_classes, input_shape, weight_decay=config.weight_decay,
+        aux_head=config.aux_loss_weight > 0, width=config.width_multiplier),
+}
+MODELS = tuple(BUILDERS)
 
 
 def build_model(config, num_classes, input_shape):
-  """The classifier a TrainConfig describes (weight decay included as regularization losses)."""
-  if config.model == 'fc':
-    return fc(num_classes, input_shape, width=config.width, dropout=config.dropout,
-              init_variance=config.init_variance)
-  if config.model == 'alexnet':
-    return alexnet(num_classes, input_shape, weight_decay=config.weight_decay)
-  if config.model == 'resnet56':
-    return resnet56(num_classes, input_shape, weight_decay=config.weight_decay)
-  raise ValueError(f'unknown model "{config.model}"; choose one of {", ".join(MODELS)}.')
+  """The classifier a TrainConfig describes."""
+  if config.model not in BUILDERS:
+    raise ValueError(f'unknown model "{config.model}"; choose one of {", ".join(MODELS)}.')
+  return BUILDERS[config.model](config, num_classes, input_shape)
 
 
 def penultimate_model(model):

@@ -29,10 +29,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     gamma = tf.convert_to_tensor(self.gamma) if self.scale else tf.ones([channels])
     beta = tf.convert_to_tensor(self.beta) if self.center else tf.zeros([channels])
     if training and self.trainable:
+      # XLA (jit_compile, TPUs) expands the kernel with a one-pass variance, E[x^2] - E[x]^2,
+      # which loses precision when a channel's mean is large against its spread. Normalizing
+      # does not depend on a constant shift, so x is centred by one example's channel means
+      # (no gradient) first: a shifted-data variance, accurate under XLA too.
+      shift = tf.stop_gradient(tf.reduce_mean(x[:1], axis=[0, 1, 2]))
       y, mean, unbiased, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-          x=x, scale=gamma, offset=beta, mean=tf.zeros([0]), variance=tf.zeros([0]),
+          x=x - shift, scale=gamma, offset=beta, mean=tf.zeros([0]), variance=tf.zeros([0]),
           epsilon=self.epsilon, exponential_avg_factor=1.0, data_format='NHWC',
           is_training=True)
+      mean = tf.cast(mean, tf.float32) + tf.cast(shift, tf.float32)
       count = tf.cast(tf.size(x) // channels, tf.float32)
       variance = unbiased * (count - 1.0) / count  # the kernel returns the Bessel-corrected one
       self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))

@@ -1,11 +1,13 @@
-"""Train a classifier by its recipe under a tf.distribute strategy, resumably, and evaluate it.
+"""The one training loop (run_task) and the image classifier's task on it.
 
-build_under_policy and fit_resumably are the part every section shares (translation too):
-dtype policy and seed, checkpoints, progress, TensorBoard, the divergence stop. The run
-directory (data/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when
-finished, model.weights.h5, logits.npz (validation/test logits) and results.json; under a
-multi-worker strategy only the chief writes there. A student (distillation) hands its own
-loss, model wrapper and inputs in as an `Objective`, so this module knows nothing of teachers.
+run_task trains any Task (a classifier, a distillation student, a Transformer) under a
+tf.distribute strategy, resumably: the run directory's claim and lock, dtype policy and seed,
+checkpoints, progress with ETA, TensorBoard, the divergence stop, and one results writer. The
+run directory (data/run_files.py) holds config.json, checkpoints/, tensorboard/ and, when
+finished, model.weights.h5, results.json and what the task's evaluation keeps (a classifier:
+logits.npz of the validation and test splits); under a multi-worker strategy only the chief
+writes there. A student hands its own loss, model wrapper and inputs in as an `Objective`, so
+this module knows nothing of teachers.
 """
 import dataclasses
 import json
@@ -59,22 +61,45 @@ def build_strategy(name='default', tpu=None):
   raise ValueError(f'unknown strategy "{name}"; choose default, mirrored, multi_worker or tpu.')
 
 
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+  """lr(step) = schedule(step) * min(1, (step + 1) / warmup_steps): a linear ramp from zero
+  into the schedule (Goyal et al.'s warm-up, as Model Garden's ImageNet configs)."""
+
+  def __init__(self, schedule, warmup_steps):
+    self.schedule, self.warmup_steps = schedule, warmup_steps
+
+  def __call__(self, step):
+    ramp = keras.ops.minimum(1.0, (keras.ops.cast(step, 'float32') + 1.0) / self.warmup_steps)
+    value = self.schedule(step) if callable(self.schedule) else self.schedule
+    return ramp * value
+
+  def get_config(self):
+    return {'warmup_steps': self.warmup_steps}
+
+
 def learning_rate_schedule(config, steps):
   if config.lr_schedule == 'linear':
-    return keras.optimizers.schedules.PolynomialDecay(config.learning_rate, steps, 0.0, power=1.0)
-  if config.lr_schedule == 'piecewise' and config.lr_boundaries:
+    schedule = keras.optimizers.schedules.PolynomialDecay(config.learning_rate, steps, 0.0,
+                                                          power=1.0)
+  elif config.lr_schedule == 'piecewise' and config.lr_boundaries:
     boundaries = [int(round(b * steps)) for b in config.lr_boundaries]
     values = [config.learning_rate * config.lr_decay_factor ** i
               for i in range(len(boundaries) + 1)]
-    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-  return config.learning_rate
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+  else:
+    schedule = config.learning_rate
+  warmup_steps = int(round(config.lr_warmup_fraction * steps))
+  return LinearWarmup(schedule, warmup_steps) if warmup_steps else schedule
 
 
 def build_optimizer(config, steps):
+  """The recipe's SGD; with ema_decay, Keras's moving average of the trainable weights, which
+  fit writes into them when it ends (so evaluation and model.weights.h5 use the average)."""
   return MomentumSGD(learning_rate_schedule(config, steps), momentum=config.momentum,
                      dampening=config.dampening, nesterov=config.nesterov,
                      lr_multipliers={'logits': config.last_layer_lr_multiplier},
-                     global_clipnorm=config.clip_norm or None)
+                     global_clipnorm=config.clip_norm or None,
+                     use_ema=config.ema_decay > 0, ema_momentum=config.ema_decay or 0.99)
 
 
 def build_loss(config):
@@ -99,12 +124,21 @@ class Objective:
 
 
 def train_dataset(config, data_dir, start_step, **kwargs):
-  """The recipe's endless, augmented training stream, continuing at `start_step`."""
-  return data.build_dataset(config.dataset, 'train', batch_size=config.batch_size, training=True,
-                            data_dir=data_dir, seed=config.seed,
-                            preprocessing_name=config.preprocessing,
-                            validation_size=config.validation_size, start_step=start_step,
-                            **kwargs)
+  """The recipe's augmented training stream, continuing at `start_step` (endless, or the run's
+  remaining steps for a streamed dataset); with an auxiliary head, labels for both outputs."""
+  if data.DATASETS[config.dataset].streamed:
+    num_train = data.num_examples(config.dataset, 'train', data_dir, config.validation_size)
+    kwargs.setdefault('num_steps', recipes.total_steps(config, num_train) - start_step)
+  if config.image_size:
+    kwargs.setdefault('image_size', config.image_size)
+  stream = data.build_dataset(config.dataset, 'train', batch_size=config.batch_size,
+                              training=True, data_dir=data_dir, seed=config.seed,
+                              preprocessing_name=config.preprocessing,
+                              validation_size=config.validation_size, start_step=start_step,
+                              **kwargs)
+  if config.aux_loss_weight:
+    stream = stream.map(lambda x, y: (x, (y, y)))
+  return stream
 
 
 def classifier_objective(config):
@@ -180,17 +214,24 @@ class _Progress(keras.callbacks.Callback):
 
 
 def predict_logits(model, dataset):
+  """(logits, labels) of a pass; a model with an auxiliary head is read by its main output."""
   logits, labels = [], []
   for images, y in dataset:
-    logits.append(model(images, training=False).numpy())
+    outputs = model(images, training=False)
+    logits.append((outputs[0] if isinstance(outputs, (list, tuple)) else outputs).numpy())
     labels.append(y.numpy())
   return np.concatenate(logits), np.concatenate(labels)
 
 
 def compile_model(model, config, steps, jit_compile=False, loss=None, steps_per_execution=1):
-  """Compiles with the recipe's optimizer; accuracy is tracked for plain classifiers only."""
+  """Compiles with the recipe's optimizer; accuracy is tracked for plain classifiers only. A
+  model with an auxiliary head trains loss(main) + aux_loss_weight * loss(auxiliary)."""
   metrics = [keras.metrics.SparseCategoricalAccuracy(name='accuracy')] if loss is None else []
-  model.compile(optimizer=build_optimizer(config, steps), loss=loss or build_loss(config),
+  loss = loss or build_loss(config)
+  weights = None
+  if len(model.outputs) == 2:
+    loss, weights, metrics = [loss, loss], [1.0, config.aux_loss_weight], [metrics, []]
+  model.compile(optimizer=build_optimizer(config, steps), loss=loss, loss_weights=weights,
                 metrics=metrics, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
   model.optimizer.build(model.trainable_variables)
 
@@ -199,7 +240,13 @@ def build_for(config):
   """The model (uncompiled) for a config, sized for its dataset and preprocessing."""
   from models import build_model  # pylint: disable=g-import-not-at-top  (avoids a cycle)
   return build_model(config, data.num_classes(config.dataset),
-                     data.preprocessing.OUTPUT_SHAPES[config.preprocessing])
+                     input_shape(config))
+
+
+def input_shape(config):
+  """The model's input: its chain's output shape, or image_size square views."""
+  shape = data.preprocessing.OUTPUT_SHAPES[config.preprocessing]
+  return (config.image_size, config.image_size, shape[2]) if config.image_size else shape
 
 
 def read_run_config(run_dir):
@@ -261,6 +308,7 @@ def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
       continue
     ds = data.build_dataset(config.dataset, split, batch_size=eval_batch_size, training=False,
                             data_dir=data_dir, preprocessing_name=config.preprocessing,
+                            image_size=config.image_size,
                             validation_size=config.validation_size)
     logits[split], labels = predict_logits(model, ds)
     logits[split + '_labels'] = labels
@@ -327,61 +375,105 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
   return int(trained.optimizer.iterations.numpy())
 
 
-def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
-                       checkpoint_every=1000, log=print, stop_after_steps=None, objective=None,
-                       callbacks=None, queued_seconds=0.0, steps_per_execution=1):
-  """Trains `config` into `output_dir` (resuming from its last checkpoint) and returns results.
+@dataclasses.dataclass
+class Task:
+  """What run_task trains, for one run: image classification, a distillation student and
+  translation are each one of these.
 
-  A finished run (results.json present) is not retrained. stop_after_steps ends training
-  early at that step without evaluating, as a kill would. `objective` is a function returning
-  the run's Objective, called only if the run trains; a student (config.teacher_dir set) needs
-  one (distillation.train_student passes it). `callbacks(chief)` returns extra Keras callbacks
-  (e.g. a mutual-information record); only the chief may write from them; with
-  steps_per_execution > 1 they see every steps_per_execution-th step. queued_seconds: a
-  sweep's estimated work after this run, for the sweep ETA in progress lines. A non-finite
-  loss raises TrainingDivergedError and writes no results.
+  build() -> (model, trained): called in the strategy scope under the config's dtype policy;
+  `trained` (compiled) holds `model`'s variables and is what fit runs, `model` what is saved.
+  train_dataset(start_step) -> the training stream from that step (a resumed run sees the
+  batches an uninterrupted one would). evaluate(model) -> the metrics of results.json (also
+  writing whatever else the run keeps, such as logits), or None. results: extra entries of
+  results.json. describe: the run in the progress lines.
   """
-  if config.teacher_dir and objective is None:
-    raise ValueError('a student run (teacher_dir set) needs its objective; train it with '
-                     'distillation.train_student.')
+  steps: int
+  build: Callable
+  train_dataset: Callable
+  describe: str
+  evaluate: Callable = None
+  results: dict = dataclasses.field(default_factory=dict)
+
+
+def run_task(config, output_dir, make_task, *, data_dir=None, strategy=None,
+             checkpoint_every=1000, log=print, stop_after_steps=None, callbacks=None,
+             queued_seconds=0.0):
+  """The one training loop: claims output_dir for `config`, returns the results of a finished
+  run without training, else takes the run's lock, builds make_task(chief) (a Task), trains it
+  resumably (fit_resumably) and, when it reaches its last step, saves the weights, evaluates
+  and writes results.json (the chief only). stop_after_steps ends training early without
+  evaluating, as a kill would; callbacks(chief) returns extra Keras callbacks; queued_seconds is
+  a sweep's estimated work after this run (the sweep ETA). A non-finite loss raises
+  TrainingDivergedError and writes no results."""
   strategy = strategy or tf.distribute.get_strategy()
   chief = run_files.is_chief(strategy)
-  num_train = data.num_examples(config.dataset, 'train', data_dir, config.validation_size)
   if chief:
     claim_output_dir(output_dir, config, data_dir)
   results_path = os.path.join(output_dir, 'results.json')
   if run_files.gfile.exists(results_path):
     return run_files.read_json(results_path)
   with run_lock.hold(output_dir, chief, log):  # one writer: a second copy refuses at once
+    task = make_task(chief)
+    model, trained = build_under_policy(config, strategy, task.build)
+    began = time.time()
+    done = fit_resumably(model, trained, config, output_dir, task.steps, task.train_dataset,
+                         strategy=strategy, checkpoint_every=checkpoint_every, log=log,
+                         stop_after_steps=stop_after_steps, callbacks=callbacks,
+                         queued_seconds=queued_seconds, describe=task.describe)
+    if done < task.steps:
+      return {'steps_trained': done, 'finished': False}
+    results = {'config': config_to_json(config), 'steps_trained': done, 'finished': True,
+               **task.results, 'train_seconds_this_session': round(time.time() - began, 1)}
+    if not chief:  # the chief evaluates and writes; the other workers only helped train
+      return results
+    # The weight average replaces the weights (fit does so when it ends; a run killed after its
+    # last checkpoint resumes without fitting). Idempotent, and nothing without ema_decay.
+    trained.optimizer.finalize_variable_values(trained.trainable_weights)
+    model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
+    if task.evaluate:
+      results['metrics'] = task.evaluate(model)
+    run_files.write_json(results_path, results)
+    return results
+
+
+def describe(config):
+  return f'{config.model} on {config.dataset}, alpha={config.label_smoothing}'
+
+
+def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
+                       checkpoint_every=1000, log=print, stop_after_steps=None, objective=None,
+                       callbacks=None, queued_seconds=0.0, steps_per_execution=1):
+  """Trains the classifier `config` into `output_dir` with run_task (resuming, or returning a
+  finished run's results) and evaluates it on the validation and test splits.
+
+  `objective` is a function returning the run's Objective, called only if the run trains; a
+  student (config.teacher_dir set) needs one (distillation.train_student passes it). With
+  steps_per_execution > 1 callbacks see every steps_per_execution-th step.
+  """
+  if config.teacher_dir and objective is None:
+    raise ValueError('a student run (teacher_dir set) needs its objective; train it with '
+                     'distillation.train_student.')
+  num_train = data.num_examples(config.dataset, 'train', data_dir, config.validation_size)
+
+  def make_task(chief):
+    del chief
+    run_objective = objective() if objective else classifier_objective(config)
     steps = recipes.total_steps(config, num_train)
-    objective = objective() if objective else classifier_objective(config)
 
     def build():
       model = build_for(config)
-      trained = objective.wrap(model)
+      trained = run_objective.wrap(model)
       compile_model(trained, config, steps, jit_compile,
-                    loss=None if trained is model else objective.loss,
+                    loss=None if trained is model else run_objective.loss,
                     steps_per_execution=steps_per_execution)
       return model, trained
-    model, trained = build_under_policy(config, strategy, build)
-    began = time.time()
-    done = fit_resumably(
-        model, trained, config, output_dir, steps,
-        lambda start: objective.train_dataset(data_dir, start), strategy=strategy,
-        checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
-        callbacks=callbacks, queued_seconds=queued_seconds,
-        describe=f'{config.model} on {config.dataset}, alpha={config.label_smoothing}')
-    if done < steps:
-      return {'steps_trained': done, 'finished': False}
-    results = {'config': config_to_json(config), 'steps_trained': done, 'finished': True,
-               **objective.results,
-               'train_seconds_this_session': round(time.time() - began, 1)}
-    if not chief:  # the chief evaluates and writes; the other workers only helped train
-      return results
-    model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
-    results['metrics'] = evaluate(model, config, data_dir, output_dir)
-    run_files.write_json(results_path, results)
-    return results
+    return Task(steps=steps, build=build,
+                train_dataset=lambda start: run_objective.train_dataset(data_dir, start),
+                describe=describe(config), results=run_objective.results,
+                evaluate=lambda model: evaluate(model, config, data_dir, output_dir))
+  return run_task(config, output_dir, make_task, data_dir=data_dir, strategy=strategy,
+                  checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
+                  callbacks=callbacks, queued_seconds=queued_seconds)
 
 
 def run_logits(run_dir, data_dir=None, log=print):

@@ -1,6 +1,6 @@
-"""Trains a Transformer translation run with the image runs' machinery (training.fit_resumably:
-checkpoints, TensorBoard, progress, divergence stop, chief-only writes) and the same run
-directory, plus the run's own vocabulary (vocabulary.model, learned from its training split)."""
+"""The Transformer translation task on the one training loop (training.run_task: checkpoints,
+TensorBoard, progress, divergence stop, chief-only writes, the same run directory), plus the
+run's own vocabulary (vocabulary.model, learned from its training split)."""
 import os
 import time
 
@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import translation
-from data import run_files, run_lock
+from data import run_files
 from models import recipes, training
 from models.losses import TokenCrossEntropy
 from models.optimizers import T2TSchedule
@@ -19,12 +19,12 @@ VOCABULARY = 'vocabulary.model'
 
 
 def vocabulary(config, run_dir, data_dir=None, chief=True, wait_seconds=600):
-  """The run's Vocabulary, learned once by the chief from the training split (both languages);
-  other workers wait for the chief's file."""
+  """The run's Vocabulary, learned once by the chief from the training split (both languages;
+  a bounded sample of WMT14); other workers wait for the chief's file."""
   path = os.path.join(run_dir, VOCABULARY)
-  if chief:
-    english, german = translation.read_parallel(config.dataset, 'train', data_dir)
-    translation.learn_vocabulary(english + german, config.vocab_size, path)
+  if chief and not run_files.gfile.exists(path):
+    translation.learn_vocabulary(translation.vocabulary_sentences(config.dataset, data_dir),
+                                 config.vocab_size, path)
   deadline = time.time() + wait_seconds
   while not run_files.gfile.exists(path):
     if time.time() > deadline:
@@ -67,45 +67,40 @@ def load_trained(run_dir):
 def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
                       checkpoint_every=500, log=print, stop_after_steps=None,
                       steps_per_execution=1):
-  """Trains (or resumes, or returns the finished) translation run in output_dir."""
-  strategy = strategy or tf.distribute.get_strategy()
-  chief = run_files.is_chief(strategy)
-  if chief:
-    training.claim_output_dir(output_dir, config, data_dir)
-  results_path = os.path.join(output_dir, 'results.json')
-  if run_files.gfile.exists(results_path):
-    return run_files.read_json(results_path)
-  with run_lock.hold(output_dir, chief, log):  # one writer: a second copy refuses at once
-    return _train(config, output_dir, data_dir, strategy, (jit_compile, steps_per_execution),
-                  checkpoint_every, log, stop_after_steps, chief)
+  """Trains (or resumes, or returns the finished) translation run in output_dir with the one
+  training loop (training.run_task); evaluation is the translation section's."""
+  # TPUs compile one program per input shape: length buckets with fixed batch sizes there.
+  bucketed = isinstance(strategy, tf.distribute.TPUStrategy)
+
+  def make_task(chief):
+    vocab = vocabulary(config, output_dir, data_dir, chief)
+    stream = _training_stream(config, vocab, output_dir, data_dir, bucketed)
+
+    def build():
+      model = build_model(config, vocab.size)
+      compile_model(model, config, jit_compile, steps_per_execution)
+      return model, model
+    return training.Task(
+        steps=config.train_steps, build=build, describe=training.describe(config),
+        train_dataset=stream,
+        results={'vocabulary_size': vocab.size,
+                 'batching': 'bucketed' if bucketed else 'dynamic'})
+  return training.run_task(config, output_dir, make_task, data_dir=data_dir, strategy=strategy,
+                           checkpoint_every=checkpoint_every, log=log,
+                           stop_after_steps=stop_after_steps)
 
 
-def _train(config, output_dir, data_dir, strategy, compilation, checkpoint_every, log,
-           stop_after_steps, chief):
-  vocab = vocabulary(config, output_dir, data_dir, chief)
+def _training_stream(config, vocab, run_dir, data_dir, bucketed):
+  """start step -> the run's training batches: Multi30k tokenized once in memory, WMT14
+  streamed (4.5 million pairs never held in memory; its tokenizer is made with the stream,
+  after the model's clear_session, which would drop an earlier one)."""
+  batching = (config.batch_size, config.max_length, config.seed)
+  if config.dataset == 'wmt14':
+    return lambda start: translation.streamed_training_batches(
+        translation.wmt14_pairs('train', data_dir),
+        translation.Vocabulary(os.path.join(run_dir, VOCABULARY)), *batching, start,
+        config.train_steps, bucketed=bucketed)
   english, german = translation.read_parallel(config.dataset, 'train', data_dir)
   sources, targets = translation.encode_pairs(vocab, english, german)
-
-  def build():
-    model = build_model(config, vocab.size)
-    compile_model(model, config, *compilation)
-    return model
-  model = training.build_under_policy(config, strategy, build)
-  began = time.time()
-  done = training.fit_resumably(
-      model, model, config, output_dir, config.train_steps,
-      lambda start: translation.training_batches(sources, targets, config.batch_size,
-                                                 config.max_length, config.seed, start,
-                                                 config.train_steps),
-      strategy=strategy, checkpoint_every=checkpoint_every, log=log,
-      stop_after_steps=stop_after_steps,
-      describe=f'{config.model} on {config.dataset}, alpha={config.label_smoothing}')
-  if done < config.train_steps:
-    return {'steps_trained': done, 'finished': False}
-  results = {'config': training.config_to_json(config), 'steps_trained': done, 'finished': True,
-             'vocabulary_size': vocab.size,
-             'train_seconds_this_session': round(time.time() - began, 1)}
-  if chief:
-    model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
-    run_files.write_json(os.path.join(output_dir, 'results.json'), results)
-  return results
+  return lambda start: translation.training_batches(
+      sources, targets, *batching, start, config.train_steps, bucketed=bucketed)

@@ -245,7 +245,7 @@ def test_library_defaults_data_dir_and_recipe_chain():
   from models import recipes  # pylint: disable=g-import-not-at-top
   for model in recipes.RECIPES:
     config = recipes.recipe(model)
-    assert data.DEFAULT_PREPROCESSING[config.dataset] == config.preprocessing
+    assert data.DATASETS[config.dataset].preprocessing == config.preprocessing
 
 
 def _write_cifar10_pickle(directory):

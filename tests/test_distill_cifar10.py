@@ -134,7 +134,12 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   assert report.returncode == 0, report.stderr[-3000:]
   text = report.stdout
   assert '### CIFAR-10 distillation, Figure 5 (cifar10, validation accuracy %)' in text
-  assert '![Figure 5](cifar10/figure5.png)' in text
+  assert '![figure5.png](cifar10/figure5.png)' in text
+  assert '![mutual_information.png](cifar10/mutual_information/mutual_information.png)' in text
+  provenance = table['provenance']
+  assert provenance['command'].startswith('python -m experiments.distill_cifar10 --data_dir=')
+  assert provenance['seeds'] == [0, 1] and provenance['data'] == {'cifar10': 'unverified'}
+  assert table['figures'] == ['figure5.png'] and provenance['wall_seconds'] > 0
   assert 'the temperature-distilled student beats the student baseline: hard teacher T=' in text
   assert 'cached teacher outputs against the teacher on the fly (T = 4, seed 0)' in text
   assert '### Mutual information: resnet56 on cifar10, classes [0, 5], N = 6' in text

@@ -7,6 +7,7 @@ import pytest
 
 from data import preprocessing, sources
 from experiments import common
+import models
 from models import recipes
 
 
@@ -37,8 +38,10 @@ def test_image_flags_types_enums_and_recipe_defaults():
   common.define_config_flags(recipes.TrainConfig, recipes.RECIPES, flag_values=flag_values,
                              exclude=('teacher_dir',), model='resnet56', seed=0)
   assert flag_values['dataset'].parser.enum_values == list(sources.DATASETS)
-  assert flag_values['preprocessing'].parser.enum_values == list(preprocessing.CHAINS)
+  assert flag_values['preprocessing'].parser.enum_values == [
+      *preprocessing.CHAINS, *preprocessing.PER_EXAMPLE_CHAINS]
   assert flag_values['model'].parser.enum_values == list(recipes.RECIPES)
+  assert list(recipes.RECIPES) == list(models.BUILDERS)  # every recipe has a builder, and back
   assert 'recipe default' in flag_values['batch_size'].help
   assert 'recipe default' not in flag_values['seed'].help
   flag_values(['prog', '--lr_boundaries=0.25,0.5', '--nonesterov', '--dataset=cifar10'])

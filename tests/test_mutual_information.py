@@ -116,6 +116,13 @@ def test_resumed_training_continues_the_record_without_gaps_or_duplicates(tmp_pa
   assert [p['step'] for p in b] == [0, 5, 10, 15, 20, 25, 30]
   np.testing.assert_allclose([p['mutual_information'] for p in b],
                              [p['mutual_information'] for p in a], atol=1e-5)
+  # The record of a run whose steps are XLA-compiled (as on TPUs) is the same record.
+  compiled = str(tmp_path / 'compiled')
+  train(compiled, jit_compile=True)
+  c = mi_record.load_record(compiled)['points']
+  assert [p['step'] for p in c] == [p['step'] for p in a]
+  np.testing.assert_allclose([p['mutual_information'] for p in c],
+                             [p['mutual_information'] for p in a], atol=1e-4)
   with pytest.raises(training.RunDirError, match='other settings'):
     mi_record.MutualInformationRecord(resumed, images, [0, 1], 'mnist_shift', every=7)
 

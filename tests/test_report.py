@@ -2,11 +2,24 @@
 import json
 import os
 
+import numpy as np
+import pytest
+
+from data import run_files, section_results, sources
 from experiments import report
+from tests.conftest import run_binary, write_cifar10_bin
+
+PROVENANCE = {'command': 'python -m experiments.accuracy_table --model=fc', 'cpu': 'AMD EPYC, '
+              'family 26', 'seeds': [0, 1], 'data': {'mnist': 'official'}, 'wall_seconds': 90.0,
+              'date': '2026-11-30T12:00:00+00:00', 'software': {}}
 
 
-def _write(path, value):
+def _write(path, value, kind=None):
+  """A file as a section wrote it: under the results contract when `kind` is given."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
+  if kind:
+    value = dict(value, kind=kind, schema_version=section_results.SCHEMA_VERSION,
+                 provenance=PROVENANCE, figures=[])
   with open(path, 'w') as f:
     f.write(value if isinstance(value, str) else json.dumps(value))
 
@@ -29,17 +42,17 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   _write(str(run / 'table.json'), {
       'model': 'alexnet', 'dataset': 'cifar10', 'split': 'validation',
       'rows': [{'alpha': 0.0, 'num_seeds': 1, 'steps': 30000, 'accuracy': 80.02,
-                'accuracy_std': 0.0}]})
+                'accuracy_std': 0.0}]}, 'accuracy')
   # No published ECE exists for this model: the table has no reference column.
   _write(str(run / 'calibration' / 'calibration.json'), {
       'model': 'alexnet', 'dataset': 'cifar10', 'split': 'test',
       'rows': [{'kind': 'label_smoothing', 'label': 'alpha=0', 'alpha': 0.0, 'ece': 0.0193},
                {'kind': 'temperature_scaled', 'label': 'alpha=0 + temperature scaling',
-                'ece': 0.0107, 'temperature': 1.063}]})
+                'ece': 0.0107, 'temperature': 1.063}]}, 'calibration')
   _write(str(tmp_path / 'other' / 'table.json'), {
       'model': 'fc', 'dataset': 'mnist', 'split': 'test',
       'rows': [{'alpha': 0.1, 'num_seeds': 1, 'steps': 10700, 'accuracy': 99.28,
-                'accuracy_std': 0.0}]})
+                'accuracy_std': 0.0}]}, 'accuracy')
   text = report.build_report(str(tmp_path))
   tables = _tables(text)
   assert len(tables) == 3
@@ -55,3 +68,75 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   start = text.index('fc on mnist')
   mnist = text[start:text.index('###', start)]
   assert 'Stand-in' not in mnist and '99.28' in mnist
+  # Every section says how it was made.
+  assert text.count('Provenance: `python -m experiments.accuracy_table --model=fc`; AMD EPYC, '
+                    'family 26; seeds 0, 1; data: mnist official; wall time of this command '
+                    '1.5 min') == 3
+
+
+def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(tmp_path):
+  out = tmp_path / 'sweep'
+  out.mkdir()
+  (out / 'reliability.png').write_bytes(b'png')
+  path = section_results.write(str(out), 'calibration', {
+      'model': 'fc', 'dataset': 'mnist', 'split': 'test', 'rows': []}, PROVENANCE)
+  with open(path) as f:
+    written = json.load(f)
+  assert os.path.basename(path) == 'calibration.json'
+  assert (written['kind'], written['schema_version'], written['figures']) == (
+      'calibration', section_results.SCHEMA_VERSION, ['reliability.png'])
+  text = report.build_report(str(tmp_path))
+  table_at = text.index('| model | this project')
+  assert 0 < text.index('![reliability.png](sweep/reliability.png)') < table_at
+  with pytest.raises(ValueError, match="unknown result kind 'figure7'"):
+    section_results.write(str(out), 'figure7', {}, PROVENANCE)
+
+
+def test_old_results_are_refused_with_the_migration_command_and_migrated_once(tmp_path):
+  results = tmp_path / 'results'
+  rows = [{'key': 'teacher_dropout', 'label': 'teacher dropout', 'test_error': 0.8}]
+  _write(str(results / 'mnist' / 'distill_mnist.json'), {'rows': rows})  # before seeds existed
+  (results / 'mnist' / 'NOTE.md').write_text('One seed.')
+  proc = run_binary('experiments.report', f'--results_dir={results}')
+  assert proc.returncode == 1 and proc.stderr.strip().splitlines()[-1] == (
+      f'error: {results / "mnist" / "distill_mnist.json"} predates the results contract (no '
+      f'"kind"); migrate its folder once: {section_results.MIGRATE}.')
+  proc = run_binary('experiments.report', '--migrate', f'--results_dir={results}')
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert f'migrated {results / "mnist" / "distill_mnist.json"}' in proc.stdout
+  migrated = run_files.read_json(str(results / 'mnist' / 'distill_mnist.json'))
+  assert migrated['kind'] == 'distillation_mnist' and migrated['rows'] == rows
+  assert migrated['summary'] == {'networks': {'teacher_dropout': {'mean': 0.8, 'std': 0.0,
+                                                                  'n': 1}}}
+  assert not migrated['provenance']['recorded']
+  assert '| teacher dropout | 0.80 (1 seed(s)) | 0.67 | 0.81 |' in proc.stdout
+  # Once migrated, migrating again changes nothing; a kind in the wrong file is refused.
+  assert section_results.migrate(str(results)) == []
+  _write(str(results / 'other' / 'table.json'), {'rows': []}, 'calibration')
+  with pytest.raises(run_files.RunDirError, match="is a 'calibration' result of schema 1, not "
+                     "'accuracy'"):
+    section_results.read_all(str(results))
+
+
+def test_the_data_is_named_official_stand_in_or_unverified(tmp_path):
+  """Independent references: the bundled MNIST is the official release (its README gives the
+  official MD5s), the CIFAR-10 stand-in alone has its test set in class order."""
+  assert sources.identify('mnist') == 'official'
+  assert sources.identify('multi30k') == 'official'
+  mnist = tmp_path / 'mnist_copy' / 'mnist'
+  mnist.mkdir(parents=True)
+  (mnist / 't10k-images-idx3-ubyte.gz').write_bytes(b'other bytes')
+  assert sources.identify('mnist', str(tmp_path / 'mnist_copy')) == 'unverified'
+  _, (_, labels) = write_cifar10_bin(str(tmp_path / 'shuffled'), per_batch=4, test=30)
+  assert np.any(np.diff(labels) < 0)
+  assert sources.identify('cifar10', str(tmp_path / 'shuffled')) == 'unverified'
+  in_class_order = tmp_path / 'sorted' / 'cifar-10-batches-bin'
+  in_class_order.mkdir(parents=True)
+  for name in os.listdir(tmp_path / 'shuffled' / 'cifar-10-batches-bin'):
+    records = np.fromfile(tmp_path / 'shuffled' / 'cifar-10-batches-bin' / name, np.uint8)
+    records = records.reshape(-1, 3073)
+    if name == 'test_batch.bin':
+      records = records[np.argsort(records[:, 0], kind='stable')]
+    records.tofile(in_class_order / name)
+  assert sources.identify('cifar10', str(tmp_path / 'sorted')) == 'stand-in'
+  assert sources.identify('cifar100', str(tmp_path)) == 'unverified'

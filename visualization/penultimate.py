@@ -9,6 +9,8 @@ from visualization.projection import plane_basis, project
 
 def class_examples(config, split, classes, per_class, data_dir=None):
   """The first `per_class` examples of each class in `split`, through the evaluation chain."""
+  if data.DATASETS[config.dataset].streamed:
+    return _streamed_class_examples(config, split, classes, per_class, data_dir)
   images, labels = data.load_split(config.dataset, split, data_dir, config.validation_size)
   index = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in classes])
   eval_chain = data.PREPROCESSING_CHAINS[config.preprocessing][1]
@@ -25,3 +27,21 @@ def project_splits(model, config, classes, per_class, splits=('train', 'validati
     x, y = class_examples(config, split, classes, per_class, data_dir)
     out[split] = (project(features.predict(x, batch_size=500, verbose=0), basis), y)
   return out
+
+
+def _streamed_class_examples(config, split, classes, per_class, data_dir):
+  """The same from a streamed dataset (ImageNet): its evaluation pass, read until every class
+  has `per_class` examples (or the split ends)."""
+  wanted = tf.constant(classes, tf.int32)
+  stream = data.build_dataset(config.dataset, split, batch_size=256, training=False,
+                              data_dir=data_dir, validation_size=config.validation_size,
+                              image_size=config.image_size).unbatch().filter(
+                                  lambda x, y: tf.reduce_any(tf.equal(y, wanted)))
+  found = {c: [] for c in classes}
+  for x, y in stream:
+    if len(found[int(y)]) < per_class:
+      found[int(y)].append(x.numpy())
+    if all(len(v) == per_class for v in found.values()):
+      break
+  labels = np.concatenate([[c] * len(found[c]) for c in classes]).astype(np.int32)
+  return np.stack([x for c in classes for x in found[c]]), labels

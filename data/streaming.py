@@ -1,0 +1,127 @@
+"""The streaming input path: a prepared tensorflow-datasets copy read shard by shard and never
+held in memory (ImageNet; any registry entry with `streamed=True`), with the in-memory path's
+resume contract: the training stream is a pure function of (seed, position), so a run resumed
+at step k sees the batches an uninterrupted run would.
+
+- Splits: `validation` is the first `validation_size` examples of the training split in the
+  prepared order (tfds shuffles examples when it writes the shards), `train` the rest (tfds
+  slices `train[:N]` and `train[N:]`: disjoint by construction); `test` is the dataset's
+  evaluation split (ImageNet: the official validation set).
+- Training: epoch e reads the shards in an order drawn from (seed, e) and shuffles examples in
+  a buffer seeded by (seed, e); a resumed run skips the records its epoch already used (read,
+  not decoded). Every example is augmented with the stateless seed (seed, its position).
+- Evaluation: one ordered pass, the last partial batch kept.
+"""
+import functools
+
+import tensorflow as tf
+
+from data.readers import DataError
+
+SHUFFLE_BUFFER = 16_384  # examples; each epoch's buffer is seeded by (seed, epoch)
+READ_PARALLELISM = 16    # shards read at once
+
+
+def _builder(tfds_name, data_dir):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
+  return tfds.builder(tfds_name, data_dir=data_dir)
+
+
+def split_spec(split, validation_size, test_split='test'):
+  """The tfds split string of one of our splits (see the module docstring)."""
+  if split == 'test':
+    return test_split
+  if split == 'validation':
+    return f'train[:{validation_size}]'
+  return f'train[{validation_size}:]'
+
+
+def split_size(entry, data_dir, split, validation_size):
+  """Examples in one of our splits of a registry entry: from the prepared copy's metadata
+  (nothing is read), else the entry's official sizes (tfds' mock data has no metadata)."""
+  sizes = _split_sizes(entry.tfds_name, data_dir) or dict(entry.official_sizes)
+  if entry.test_split not in sizes or 'train' not in sizes:
+    raise DataError(f'the tfds copy of {entry.tfds_name} in {data_dir} has no "train" and '
+                    f'"{entry.test_split}" splits; prepare it with tfds first.')
+  total = sizes['train']
+  if split == 'test':
+    return sizes[entry.test_split]
+  if not 0 <= validation_size < total:
+    raise DataError(f'validation_size {validation_size} must be in [0, {total}) for '
+                    f'{entry.tfds_name}.')
+  return validation_size if split == 'validation' else total - validation_size
+
+
+@functools.lru_cache(maxsize=16)
+def _split_sizes(tfds_name, data_dir):
+  return {name: split.num_examples for name, split in
+          _builder(tfds_name, data_dir).info.splits.items()}
+
+
+def _read(tfds_name, data_dir, spec, shuffle_seed=None):
+  """The examples of a split string, in the prepared order or in a seeded shard order."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, try_autocache=False,
+                                interleave_cycle_length=READ_PARALLELISM)
+  options = tf.data.Options()
+  options.deterministic = True
+  read_config.options = options
+  try:
+    return _builder(tfds_name, data_dir).as_dataset(
+        split=spec, shuffle_files=shuffle_seed is not None, read_config=read_config,
+        decoders={'image': tfds.decode.SkipDecoding()} if shuffle_seed is not None else None)
+  except (AssertionError, tf.errors.NotFoundError) as e:  # tfds: not prepared in data_dir
+    raise DataError(f'no prepared tfds copy of {tfds_name} in {data_dir} '
+                    f'({str(e).splitlines()[0][:200]}); prepare it with tfds (imagenet2012: the '
+                    'official tars in <data_dir>/downloads/manual, then tfds build).') from None
+
+
+def training_examples(tfds_name, data_dir, spec, num_examples, seed, start_position, num_epochs,
+                      decode, shuffle_buffer=SHUFFLE_BUFFER):
+  """(position, example) from position `start_position` for `num_epochs` epochs, every epoch
+  a seeded shard order and shuffle; images are decoded (decode(example)) after the skip."""
+  if num_examples <= 0:
+    raise DataError(f'the training split of {tfds_name} is empty.')
+  start_epoch, offset = divmod(start_position, num_examples)
+  stream = None
+  for epoch in range(start_epoch, start_epoch + max(num_epochs, 1)):
+    epoch_seed = (seed * 1_000_003 + epoch) % (2 ** 31)
+    examples = _read(tfds_name, data_dir, spec, shuffle_seed=epoch_seed).shuffle(
+        shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+    if epoch == start_epoch:
+      examples = examples.skip(offset)
+    stream = examples if stream is None else stream.concatenate(examples)
+  positions = tf.data.Dataset.range(start_position, start_position + (1 << 62))
+  return tf.data.Dataset.zip((positions, stream)).map(
+      lambda position, example: (position, decode(example)),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def build_streamed_dataset(entry, split, *, batch_size, training, data_dir, seed, start_step,
+                           validation_size, train_view, eval_view, num_steps=None):
+  """Batches of (image float32, label int32) of a streamed registry entry (data.sources):
+  train_view(image uint8, seed int64 [2]) and eval_view(image) give each example's view.
+  Training streams supply num_steps batches from start_step (one epoch when None)."""
+  spec = split_spec(split, validation_size, entry.test_split)
+  size = split_size(entry, data_dir, split, validation_size)
+  if size == 0:
+    raise DataError(f'split "{split}" of {entry.tfds_name} is empty (validation_size=0?).')
+  if training:
+    image_feature = _builder(entry.tfds_name, data_dir).info.features['image']
+    decode = lambda example: dict(example, image=image_feature.decode_example(example['image']))
+    start = start_step * batch_size
+    end = start + (num_steps or -(-size // batch_size)) * batch_size
+    num_epochs = -(-end // size) - start // size
+    examples = training_examples(entry.tfds_name, data_dir, spec, size, seed, start,
+                                 num_epochs, decode)
+
+    def view(position, example):
+      key = tf.stack([tf.cast(seed, tf.int64), position])
+      return train_view(example['image'], key), tf.cast(example['label'], tf.int32)
+    batches = examples.map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    batches = batches.batch(batch_size, drop_remainder=True).take(end // batch_size - start_step)
+  else:
+    batches = _read(entry.tfds_name, data_dir, spec).map(
+        lambda example: (eval_view(example['image']), tf.cast(example['label'], tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+  return batches.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,119 @@
+"""The ImageNet row offline: the Inception-v4 recipe, its warm-up, weight average, auxiliary
+head and top-5 metric against closed forms and numpy, and a reduced-width Inception-v4 trained
+end to end on tfds' mock imagenet2012 (no files), resumed exactly on the streamed path."""
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from calibration import metrics
+from models import recipes, training
+
+TINY = dict(batch_size=4, train_steps=4, width_multiplier=0.05, image_size=75,
+            validation_size=8, lr_warmup_fraction=0.5, learning_rate=0.01, ema_decay=0.5)
+
+
+def test_the_recipe_is_the_papers_where_stated():
+  config = recipes.recipe('inception_v4')
+  assert (config.dataset, config.batch_size, config.momentum, config.nesterov) == (
+      'imagenet2012', 4096, 0.9, True)
+  assert (config.weight_decay, config.ema_decay, config.preprocessing) == (
+      8e-5, 0.9999, 'inception')
+  assert config.aux_loss_weight == 0.0 and config.width_multiplier == 1.0
+
+
+def test_linear_warmup_ramps_into_the_piecewise_schedule():
+  config = recipes.recipe('alexnet', learning_rate=1.0, lr_boundaries=(0.5,),
+                          lr_warmup_fraction=0.2)
+  schedule = training.learning_rate_schedule(config, 100)  # 20 warm-up steps, x0.1 after 50
+  # Keras's piecewise rule: the first value up to and including the boundary step.
+  expected = {0: 1 / 20, 9: 10 / 20, 19: 1.0, 50: 1.0, 51: 0.1, 99: 0.1}
+  for step, value in expected.items():
+    assert float(schedule(step)) == pytest.approx(value, rel=1e-6)
+
+
+def test_the_weight_average_replaces_the_weights_when_fit_ends():
+  """Keras's EMA against numpy float64: a_1 = w_1, a_t = m a_(t-1) + (1 - m) w_t."""
+  config = recipes.recipe('alexnet', learning_rate=0.1, ema_decay=0.7, lr_boundaries=())
+  keras.utils.set_random_seed(0)
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name='logits')])
+  model.compile(optimizer=training.build_optimizer(config, 10),
+                loss=training.build_loss(config))
+  trajectory = []
+  record = keras.callbacks.LambdaCallback(
+      on_train_batch_end=lambda batch, logs: trajectory.append(
+          np.concatenate([w.numpy().ravel() for w in model.trainable_weights])))
+  x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+  y = np.arange(20) % 2
+  model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[record])
+  average = trajectory[0].astype(np.float64)
+  for weights in trajectory[1:]:
+    average = 0.7 * average + 0.3 * weights
+  final = np.concatenate([w.numpy().ravel() for w in model.trainable_weights])
+  assert len(trajectory) == 5 and not np.allclose(final, trajectory[-1])
+  np.testing.assert_allclose(final, average, rtol=1e-5, atol=1e-6)
+
+
+def test_top5_accuracy_by_hand():
+  logits = np.array([[9, 8, 7, 6, 5, 4, 0], [0, 1, 2, 3, 4, 5, 6], [1, 1, 1, 1, 1, 1, 2]],
+                    np.float32)
+  # Top 5: {0..4}, {2..6}, {6 and four of the tied ones}: labels 5, 2, 6 -> miss, hit, hit.
+  assert metrics.top_k_accuracy(logits, np.array([5, 2, 6]), 5) == pytest.approx(2 / 3)
+  assert metrics.top_k_accuracy(logits, np.array([0, 6, 6]), 1) == pytest.approx(1.0)
+  assert 'top5_accuracy' in metrics.evaluate_logits(np.zeros((2, 11)), np.array([0, 1]))
+  assert 'top5_accuracy' not in metrics.evaluate_logits(np.zeros((2, 10)), np.array([0, 1]))
+
+
+def test_the_auxiliary_head_adds_its_weighted_loss():
+  """Keras's loss of the two-output network = CE(main) + 0.4 CE(auxiliary) + regularization,
+  each term computed here from the outputs (inference mode: dropout off)."""
+  config = recipes.recipe('inception_v4', dataset='cifar10', aux_loss_weight=0.4,
+                          width_multiplier=0.05, image_size=139, weight_decay=8e-5,
+                          ema_decay=0.0)
+  model = training.build_for(config)
+  training.compile_model(model, config, steps=10)
+  rng = np.random.default_rng(0)
+  x = rng.uniform(-1, 1, (4, 139, 139, 3)).astype(np.float32)  # Mixed_6h: 7 x 7
+  y = np.array([0, 3, 5, 9])
+  main, aux = (o.numpy() for o in model(x, training=False))
+  ce = lambda logits: -np.mean(metrics.log_softmax(logits)[np.arange(4), y])
+  regularization = float(sum(float(l) for l in model.losses))
+  expected = ce(main) + 0.4 * ce(aux) + regularization
+  loss = model.evaluate(x, (y, y), batch_size=4, verbose=0, return_dict=True)['loss']
+  assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def _train(run_dir, tmp_path, stop=None):
+  config = recipes.recipe('inception_v4', **TINY)
+  return training.train_and_evaluate(config, str(run_dir), data_dir=str(tmp_path),
+                                     checkpoint_every=2, log=lambda *a, **k: None,
+                                     stop_after_steps=stop)
+
+
+def test_a_reduced_inception_v4_trains_on_mock_imagenet_and_resumes_exactly(tmp_path):
+  """Stopped at step 2 and resumed, or killed after its last checkpoint and before evaluation
+  (then evaluated from the checkpoint's weight average): the uninterrupted run's outputs."""
+  with tfds.testing.mock_data(num_examples=24, policy=tfds.testing.MockPolicy.USE_CODE):
+    straight = _train(tmp_path / 'straight', tmp_path)
+    stopped = _train(tmp_path / 'resumed', tmp_path, stop=2)
+    resumed = _train(tmp_path / 'resumed', tmp_path)
+    shutil.copytree(tmp_path / 'straight', tmp_path / 'killed')
+    for name in ('results.json', 'model.weights.h5', 'logits.npz'):
+      os.remove(tmp_path / 'killed' / name)
+    assert _train(tmp_path / 'killed', tmp_path)['finished']
+  assert straight['finished'] and not stopped['finished'] and resumed['finished']
+  test = straight['metrics']['test']
+  assert test['num_examples'] == 24 and 0 <= test['top5_accuracy'] <= 1
+  weights = [tf.train.load_checkpoint(str(tmp_path / d / 'checkpoints'))
+             for d in ('straight', 'resumed')]
+  names = [n for n in weights[0].get_variable_to_shape_map() if 'save_counter' not in n]
+  assert len(names) > 100  # the network, its optimizer's slots and weight averages
+  for name in names:
+    np.testing.assert_array_equal(weights[0].get_tensor(name), weights[1].get_tensor(name))
+  for other in ('resumed', 'killed'):
+    np.testing.assert_array_equal(np.load(tmp_path / 'straight' / 'logits.npz')['test'],
+                                  np.load(tmp_path / other / 'logits.npz')['test'])

@@ -1,0 +1,134 @@
+"""The streaming input path (data.streaming) and slim's Inception preprocessing, offline: a tiny
+tfds dataset prepared in the test (real shards, so split slicing is real) and
+`tfds.testing.mock_data` for imagenet2012 (random examples of random sizes, no files)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+import data
+from data import inception_preprocessing, sources, streaming
+
+NUM_EXAMPLES = 30
+
+
+class TinyStreamed(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """30 train and 10 test images of varied sizes; the label is the example's number, so a
+  split's contents can be read back from its labels."""
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        'image': tfds.features.Image(shape=(None, None, 3)),
+        'label': tfds.features.ClassLabel(num_classes=1000)}))
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    return {'train': self._generate_examples(0, NUM_EXAMPLES),
+            'test': self._generate_examples(500, 10)}
+
+  def _generate_examples(self, first, count):  # pylint: disable=arguments-differ
+    rng = np.random.default_rng(first)
+    for i in range(first, first + count):
+      size = (int(rng.integers(20, 40)), int(rng.integers(20, 40)), 3)
+      yield i, {'image': rng.integers(0, 256, size, dtype=np.uint8), 'label': i}
+
+
+@pytest.fixture(name='tiny')
+def _tiny(tmp_path, monkeypatch):
+  builder = TinyStreamed(data_dir=str(tmp_path))
+  builder.download_and_prepare()
+  monkeypatch.setattr(streaming, '_builder', lambda name, data_dir: builder)
+  entry = sources.Dataset(num_classes=1000, tfds_name='tiny_streamed', layouts=(),
+                          validation_size=8, preprocessing='inception', streamed=True)
+  monkeypatch.setitem(sources.DATASETS, 'tiny_streamed', entry)
+  streaming._split_sizes.cache_clear()  # pylint: disable=protected-access
+  return str(tmp_path)
+
+
+def _labels(batches):
+  return np.concatenate([y.numpy() for _, y in batches])
+
+
+def test_the_held_out_split_is_disjoint_from_training_and_test_is_its_own(tiny):
+  kwargs = dict(batch_size=4, training=False, data_dir=tiny, image_size=16)
+  validation = _labels(data.build_dataset('tiny_streamed', 'validation', **kwargs))
+  train = _labels(data.build_dataset('tiny_streamed', 'train', **kwargs))
+  test = _labels(data.build_dataset('tiny_streamed', 'test', **kwargs))
+  assert len(validation) == 8 and len(train) == NUM_EXAMPLES - 8 and len(test) == 10
+  assert set(validation).isdisjoint(train)
+  assert set(validation) | set(train) == set(range(NUM_EXAMPLES))
+  assert set(test) == set(range(500, 510))
+  assert data.num_examples('tiny_streamed', 'train', tiny) == NUM_EXAMPLES - 8
+
+
+def test_a_resumed_stream_continues_with_the_batches_of_an_uninterrupted_one(tiny):
+  """Across an epoch boundary (22 training examples, batches of 4): steps 3 to 7."""
+  kwargs = dict(batch_size=4, training=True, data_dir=tiny, seed=3, image_size=16)
+  whole = list(data.build_dataset('tiny_streamed', 'train', num_steps=8, **kwargs))
+  resumed = list(data.build_dataset('tiny_streamed', 'train', start_step=3, num_steps=5,
+                                    **kwargs))
+  assert len(whole) == 8 and len(resumed) == 5
+  for (x, y), (rx, ry) in zip(whole[3:], resumed):
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(x, rx)
+  epoch = _labels(whole[:6])[:22]  # the first epoch holds every training example once
+  in_order = _labels(data.build_dataset('tiny_streamed', 'train', batch_size=4, training=False,
+                                        data_dir=tiny, image_size=16))
+  assert sorted(epoch) == sorted(in_order) and list(epoch) != list(in_order)
+  other_seed = list(data.build_dataset('tiny_streamed', 'train', num_steps=2,
+                                       **dict(kwargs, seed=4)))
+  assert not np.array_equal(_labels(other_seed), _labels(whole[:2]))
+
+
+def test_imagenet_streams_from_tfds_mock_data_without_files(tmp_path):
+  with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
+    x, y = next(iter(data.build_dataset('imagenet2012', 'train', batch_size=4, training=True,
+                                        data_dir=str(tmp_path), num_steps=2, image_size=32)))
+    assert x.shape == (4, 32, 32, 3) and x.dtype == tf.float32 and y.dtype == tf.int32
+    assert -1.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+    assert data.num_examples('imagenet2012', 'validation', str(tmp_path)) == 50_000
+    assert data.num_classes('imagenet2012') == 1000
+  # Without the mock and without a prepared copy: one line naming the fix.
+  with pytest.raises(data.DataError, match='no prepared tfds copy of imagenet2012 in .* prepare '
+                     'it with tfds'):
+    data.build_dataset('imagenet2012', 'test', batch_size=4, training=False,
+                       data_dir=str(tmp_path))
+  with pytest.raises(data.DataError, match='imagenet2012 is streamed'):
+    sources.load_official('imagenet2012', str(tmp_path))
+
+
+def test_inception_evaluation_view_is_the_central_87_5_percent():
+  """A 64 x 64 image, 0 inside its central 56 x 56 (87.5%) and 255 on the 4-pixel border: the
+  evaluation view holds no border pixel, so it is all -1 (slim: central crop, then resize)."""
+  image = np.full((64, 64, 3), 255, np.uint8)
+  image[4:60, 4:60] = 0
+  view = inception_preprocessing.eval_image(tf.constant(image), size=28).numpy()
+  assert view.shape == (28, 28, 3)
+  np.testing.assert_allclose(view, -1.0)
+  constant = inception_preprocessing.eval_image(tf.fill([50, 70, 3], tf.constant(51, tf.uint8)))
+  np.testing.assert_allclose(constant.numpy(), 51 / 255 * 2 - 1, atol=1e-6)
+
+
+def test_inception_training_view_is_a_seeded_distortion_in_range():
+  rng = np.random.default_rng(0)
+  image = tf.constant(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8))
+  seed = tf.constant([7, 11], tf.int64)
+  first = inception_preprocessing.train_image(image, seed, size=24).numpy()
+  again = inception_preprocessing.train_image(image, seed, size=24).numpy()
+  other = inception_preprocessing.train_image(image, seed + 1, size=24).numpy()
+  assert first.shape == (24, 24, 3) and first.min() >= -1.0 and first.max() <= 1.0
+  np.testing.assert_array_equal(first, again)
+  assert not np.array_equal(first, other)
+
+
+def test_figure1_reads_its_classes_from_a_streamed_split(tiny):
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  from visualization import penultimate  # pylint: disable=g-import-not-at-top
+  config = recipes.recipe('inception_v4', dataset='tiny_streamed', image_size=16,
+                          validation_size=8)
+  train = set(_labels(data.build_dataset('tiny_streamed', 'train', batch_size=4, training=False,
+                                         data_dir=tiny, image_size=16)))
+  classes = sorted(train)[:3]
+  images, labels = penultimate.class_examples(config, 'train', classes, 1, tiny)
+  assert images.shape == (3, 16, 16, 3) and list(labels) == classes
