@@ -75,9 +75,10 @@ def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
   teacher_view=CHAIN (training only) yields ((image, that chain's view of the same random
   draw), label), so a distillation teacher sees what the student sees.
 
-  A streamed registry entry (ImageNet) is read by data.streaming instead, with the same
-  contract: its training stream supplies num_steps batches from start_step, its chain works per
-  example, image_size (the chain's own by default) is the side of its square views.
+  A streamed registry entry (ImageNet) is read by data.streaming instead from a prepared tfds
+  copy in data_dir (None: tfds' default folder), with the same contract: its training stream
+  supplies num_steps batches from start_step, its chain works per example, image_size (the
+  chain's own by default) is the side of its square views.
   """
   sources.check_name(name)
   _check_split(split)

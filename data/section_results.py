@@ -27,11 +27,13 @@ KINDS = {
     'translation': ('translation.json', ('figure4.png', 'reliability_translation.png')),
 }
 FILENAMES = {kind: filename for kind, (filename, _) in KINDS.items()}
+_KIND_OF_FILE = {filename: kind for kind, filename in FILENAMES.items()}
 MIGRATE = 'python -m experiments.report --migrate --results_dir=<folder>'
 
 
 def cpu_model():
-  """lscpu's model name and family (Zen 4 and Zen 5 are both "AMD EPYC": the family tells)."""
+  """The CPU's model name and family from /proc/cpuinfo, as lscpu shows them (Zen 4 and Zen 5
+  are both "AMD EPYC": the family tells)."""
   fields = {}
   try:
     with open('/proc/cpuinfo') as f:
@@ -80,19 +82,19 @@ def write(output_dir, kind, result, provenance_record):
   return path
 
 
-def read_all(results_dir):
-  """[(kind, folder relative to results_dir, result)] of every section result below
-  results_dir, sections in FILENAMES order, folders sorted."""
-  found = {kind: [] for kind in KINDS}
-  kinds = {filename: kind for kind, filename in FILENAMES.items()}
+def read_all(results_dir, kinds=tuple(KINDS)):
+  """[(kind, folder relative to results_dir, result)] of every section result of these kinds
+  below results_dir, sections in KINDS order, folders sorted."""
+  found = {kind: [] for kind in kinds}
+  wanted = {FILENAMES[kind] for kind in kinds}
   for folder, _, files in run_files.gfile.walk(results_dir):
-    for filename in set(files) & set(kinds):
+    for filename in set(files) & wanted:
       path = os.path.join(folder, filename)
       result = run_files.read_json(path, fix='rerun the section binary that wrote it '
                                    '(results/README.md gives each command)')
-      _check(path, result, kinds[filename])
-      found[kinds[filename]].append((os.path.relpath(folder, results_dir), result))
-  return [(kind, where, result) for kind in KINDS
+      _check(path, result, _KIND_OF_FILE[filename])
+      found[_KIND_OF_FILE[filename]].append((os.path.relpath(folder, results_dir), result))
+  return [(kind, where, result) for kind in KINDS if kind in kinds
           for where, result in sorted(found[kind], key=lambda found: found[0])]
 
 
@@ -110,15 +112,14 @@ def migrate(results_dir, upgrades=None):
   """Adds kind, schema version, its figures and a provenance that says what was not recorded
   to every pre-contract result below results_dir; upgrades: {kind: function} bringing an old
   layout of that kind to the current one. Returns the paths migrated."""
-  kinds = {filename: kind for kind, filename in FILENAMES.items()}
   migrated = []
   for folder, _, files in run_files.gfile.walk(results_dir):
-    for filename in sorted(set(files) & set(kinds)):
+    for filename in sorted(set(files) & set(_KIND_OF_FILE)):
       path = os.path.join(folder, filename)
       result = run_files.read_json(path)
       if 'kind' in result:
         continue
-      kind = kinds[filename]
+      kind = _KIND_OF_FILE[filename]
       result = (upgrades or {}).get(kind, lambda r: r)(result)
       record = {'recorded': False, 'note': 'written before the results contract; the command, '
                 'CPU, seeds and wall time are in results/README.md and the NOTE.md beside it'}

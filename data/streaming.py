@@ -22,7 +22,12 @@ SHUFFLE_BUFFER = 16_384  # examples; each epoch's buffer is seeded by (seed, epo
 READ_PARALLELISM = 16    # shards read at once
 
 
+def _where(data_dir):
+  return data_dir or "tfds' default folder"
+
+
 def _builder(tfds_name, data_dir):
+  """The tfds builder in data_dir (None: tfds' own default folder, not ../shared/datasets)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   return tfds.builder(tfds_name, data_dir=data_dir)
 
@@ -41,7 +46,7 @@ def split_size(entry, data_dir, split, validation_size):
   (nothing is read), else the entry's official sizes (tfds' mock data has no metadata)."""
   sizes = _split_sizes(entry.tfds_name, data_dir) or dict(entry.official_sizes)
   if entry.test_split not in sizes or 'train' not in sizes:
-    raise DataError(f'the tfds copy of {entry.tfds_name} in {data_dir} has no "train" and '
+    raise DataError(f'the tfds copy of {entry.tfds_name} in {_where(data_dir)} has no "train" and '
                     f'"{entry.test_split}" splits; prepare it with tfds first.')
   total = sizes['train']
   if split == 'test':
@@ -71,9 +76,10 @@ def _read(tfds_name, data_dir, spec, shuffle_seed=None):
         split=spec, shuffle_files=shuffle_seed is not None, read_config=read_config,
         decoders={'image': tfds.decode.SkipDecoding()} if shuffle_seed is not None else None)
   except (AssertionError, tf.errors.NotFoundError) as e:  # tfds: not prepared in data_dir
-    raise DataError(f'no prepared tfds copy of {tfds_name} in {data_dir} '
-                    f'({str(e).splitlines()[0][:200]}); prepare it with tfds (imagenet2012: the '
-                    'official tars in <data_dir>/downloads/manual, then tfds build).') from None
+    reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+    raise DataError(f'no prepared tfds copy of {tfds_name} in {_where(data_dir)} ({reason}); '
+                    'prepare it with tfds (imagenet2012: the official tars in '
+                    '<data_dir>/downloads/manual, then tfds build).') from None
 
 
 def training_examples(tfds_name, data_dir, spec, num_examples, seed, start_position, num_epochs,

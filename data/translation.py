@@ -203,6 +203,18 @@ def bucket_boundaries(max_length, min_length=8, step=1.1):
   return boundaries + [max_length]
 
 
+def bucket_batch_sizes(token_budget, boundaries, multiple):
+  """A bucket's batch size: the token budget over its length, rounded down to a multiple of
+  `multiple` (TPUs: 8, for even shards), at least `multiple`."""
+  return [max(multiple, token_budget // int(b) // multiple * multiple) for b in boundaries]
+
+
+def _with_decoder_input(src, tgt):
+  """((source, decoder input), target): the decoder input is the target shifted right behind
+  PAD (tensor2tensor's start symbol)."""
+  return (src, tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)), tgt
+
+
 def bucketed_plan(lengths, token_budget, max_length, seed, epoch, multiple=8):
   """One epoch's batches for static shapes (TPUs): (indices, bucket length) where every batch
   of a bucket has the same size, token_budget // length rounded down to a multiple of
@@ -212,9 +224,9 @@ def bucketed_plan(lengths, token_budget, max_length, seed, epoch, multiple=8):
   boundaries = np.array(bucket_boundaries(max_length))
   buckets = np.searchsorted(boundaries, lengths[order])  # first boundary >= length
   batches = []
-  for b, length in enumerate(boundaries):
+  for b, (length, size) in enumerate(zip(boundaries, bucket_batch_sizes(token_budget, boundaries,
+                                                                         multiple))):
     members = order[buckets == b]
-    size = max(multiple, token_budget // int(length) // multiple * multiple)
     batches += [(members[i:i + size].tolist(), int(length))
                 for i in range(0, len(members) - size + 1, size)]
   return [batches[i] for i in rng.permutation(len(batches))]
@@ -227,9 +239,9 @@ def _pad(rows, length):
   return out
 
 
-def training_batches(sources, targets, token_budget, max_length, seed, start_step, num_steps,
+def training_batches(sources, targets, token_budget, max_length, seed, start_step, end_step,
                      bucketed=False):
-  """tf.data stream of steps [start_step, num_steps): ((source [B, S], decoder input [B, T]),
+  """tf.data stream of steps [start_step, end_step): ((source [B, S], decoder input [B, T]),
   target [B, T]) int32, the decoder input being the target shifted right behind PAD.
 
   Pairs with a side longer than max_length are left out (tensor2tensor's max_length). The plan
@@ -243,7 +255,7 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
     raise DataError(f'no training pair fits max_length={max_length}.')
   lengths = np.array([max(len(sources[i]), len(targets[i])) for i in keep])
   plan, epoch = [], 0
-  while len(plan) < num_steps:
+  while len(plan) < end_step:
     more = (bucketed_plan(lengths, token_budget, max_length, seed, epoch) if bucketed
             else [(b, 0) for b in batch_plan(lengths, token_budget, seed, epoch)])
     if not more:
@@ -251,17 +263,15 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
                       '--batch_size or use dynamic batching.')
     plan += more
     epoch += 1
-  plan = plan[start_step:num_steps]
+  plan = plan[start_step:end_step]
   source_ids = tf.ragged.constant([sources[i] for i in keep], dtype=tf.int32)
   target_ids = tf.ragged.constant([targets[i] for i in keep], dtype=tf.int32)
 
   def gather(batch, length):
     # Bucketed: padded to the bucket's length; dynamic (length 0): each side to its longest.
     shape = tf.stack([tf.size(batch), length]) if bucketed else None
-    src = tf.gather(source_ids, batch).to_tensor(PAD, shape=shape)
-    tgt = tf.gather(target_ids, batch).to_tensor(PAD, shape=shape)
-    decoder_input = tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)
-    return (src, decoder_input), tgt
+    return _with_decoder_input(tf.gather(source_ids, batch).to_tensor(PAD, shape=shape),
+                               tf.gather(target_ids, batch).to_tensor(PAD, shape=shape))
 
   batches = tf.ragged.constant([b for b, _ in plan], dtype=tf.int32) if plan else (
       tf.ragged.constant([[0]], dtype=tf.int32)[:0])
@@ -271,7 +281,7 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
 
 
 def streamed_training_batches(pairs, vocabulary, token_budget, max_length, seed, start_step,
-                              num_steps, bucketed=False, shuffle_buffer=100_000):
+                              end_step, bucketed=False, shuffle_buffer=100_000):
   """The training stream of a corpus too large for memory (WMT14): like training_batches, from
   tf.data `pairs` of strings. Epoch e permutes each block of shuffle_buffer pairs of the prepared
   (already shuffled) order by (seed, e, block),
@@ -281,7 +291,7 @@ def streamed_training_batches(pairs, vocabulary, token_budget, max_length, seed,
   (tokenizing and batching only: minutes on a TPU host for WMT14) so it continues exactly."""
   boundaries = bucket_boundaries(max_length)
   multiple = 8 if bucketed else 1
-  sizes = [max(multiple, token_budget // b // multiple * multiple) for b in boundaries]
+  sizes = bucket_batch_sizes(token_budget, boundaries, multiple)
   def shuffled(epoch):  # blocks of shuffle_buffer pairs, each permuted by (seed, epoch, block)
     def permute(block, pair):
       key = tf.stack([tf.constant(seed, tf.int64), epoch * (1 << 32) + block])
@@ -298,11 +308,8 @@ def streamed_training_batches(pairs, vocabulary, token_budget, max_length, seed,
       lambda src, tgt: tf.maximum(tf.size(src), tf.size(tgt)),
       bucket_boundaries=[b + 1 for b in boundaries], bucket_batch_sizes=sizes + [multiple],
       padding_values=(PAD, PAD), pad_to_bucket_boundary=bucketed, drop_remainder=True)
-
-  def with_decoder_input(src, tgt):
-    return (src, tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)), tgt
-  return batches.map(with_decoder_input).skip(start_step).take(
-      num_steps - start_step).prefetch(tf.data.AUTOTUNE)
+  return batches.map(_with_decoder_input).skip(start_step).take(
+      end_step - start_step).prefetch(tf.data.AUTOTUNE)
 
 
 def evaluation_batches(sources, targets, batch_size=100):

@@ -254,9 +254,8 @@ UPGRADES = {'distillation_mnist': _single_seed_summary}  # what the migration ad
 def section_lines(results_dir, kinds=tuple(SECTIONS)):
   """The report's lines for every result of these kinds below results_dir."""
   lines = []
-  for kind, where, result in section_results.read_all(results_dir):
-    if kind in kinds:
-      lines += SECTIONS[kind](results_dir, where, result)
+  for kind, where, result in section_results.read_all(results_dir, kinds):
+    lines += SECTIONS[kind](results_dir, where, result)
   return lines
 
 

@@ -11,6 +11,7 @@ from models.fc import fc
 from models.inception_v4 import inception_v4
 from models.losses import SmoothedCrossEntropy, smooth_labels
 from models.optimizers import MomentumSGD
+from models import recipes
 from models.recipes import recipe, TrainConfig
 from models.resnet import resnet56
 
@@ -28,7 +29,7 @@ BUILDERS = {
     # [logits, auxiliary logits] with aux_loss_weight
     'inception_v4': lambda config, num_classes, input_shape: inception_v4(
         num_classes, input_shape, weight_decay=config.weight_decay,
-        aux_head=config.aux_loss_weight > 0, width=config.width_multiplier),
+        aux_head=recipes.has_aux_head(config), width=config.width_multiplier),
 }
 MODELS = tuple(BUILDERS)
 

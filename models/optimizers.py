@@ -69,3 +69,24 @@ class T2TSchedule(keras.optimizers.schedules.LearningRateSchedule):
   def get_config(self):
     return {'d_model': self.d_model, 'warmup_steps': self.warmup_steps,
             'constant': self.constant}
+
+
+@keras.saving.register_keras_serializable('models')
+class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
+  """lr(step) = schedule(step) * min(1, (step + 1) / warmup_steps): a linear ramp from zero
+  into a schedule or constant (Goyal et al.'s warm-up, as Model Garden's ImageNet configs)."""
+
+  def __init__(self, schedule, warmup_steps):
+    if isinstance(schedule, dict):  # from get_config
+      schedule = keras.optimizers.schedules.deserialize(schedule)
+    self.schedule, self.warmup_steps = schedule, warmup_steps
+
+  def __call__(self, step):
+    ramp = ops.minimum(1.0, (ops.cast(step, 'float32') + 1.0) / self.warmup_steps)
+    return ramp * (self.schedule(step) if callable(self.schedule) else self.schedule)
+
+  def get_config(self):
+    schedule = self.schedule
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+      schedule = keras.optimizers.schedules.serialize(schedule)
+    return {'schedule': schedule, 'warmup_steps': self.warmup_steps}

@@ -188,6 +188,14 @@ def validate(config):
                                      preprocessing.PER_EXAMPLE_CHAINS),
        'image_size is for per-example chains (inception) and must be positive'),
       (config.aux_loss_weight >= 0, 'aux_loss_weight must be >= 0'),
+      (config.model == 'inception_v4' or (config.aux_loss_weight == 0 and
+                                          config.width_multiplier == 1),
+       'aux_loss_weight and width_multiplier are inception_v4 settings'),
+      (config.dataset not in sources.DATASETS or sources.DATASETS[config.dataset].streamed ==
+       (config.preprocessing in preprocessing.PER_EXAMPLE_CHAINS),
+       f'preprocessing "{config.preprocessing}" does not fit dataset "{config.dataset}": '
+       'streamed datasets (imagenet2012) take a per-example chain (inception), the others a '
+       'batched one'),
       (config.init_variance > 0, 'init_variance must be positive'),
       (config.label_smoothing_convention in LABEL_SMOOTHING_CONVENTIONS,
        'label_smoothing_convention must be uniform or t2t'),
@@ -203,6 +211,11 @@ def validate(config):
   for ok, message in checks:
     if not ok:
       raise ValueError(message + '.')
+
+
+def has_aux_head(config):
+  """Whether the network has an auxiliary head (Inception-v4) whose loss is trained too."""
+  return config.aux_loss_weight > 0
 
 
 def total_steps(config, num_train_examples):

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -30,7 +30,7 @@ from data.run_files import RunDirError  # pylint: disable=unused-import  (re-exp
 from models import keras_multi_worker
 from models import recipes
 from models.losses import SmoothedCrossEntropy
-from models.optimizers import MomentumSGD
+from models.optimizers import LinearWarmup, MomentumSGD
 
 
 class TrainingDivergedError(Exception):
@@ -59,22 +59,6 @@ def build_strategy(name='default', tpu=None):
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
   raise ValueError(f'unknown strategy "{name}"; choose default, mirrored, multi_worker or tpu.')
-
-
-class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
-  """lr(step) = schedule(step) * min(1, (step + 1) / warmup_steps): a linear ramp from zero
-  into the schedule (Goyal et al.'s warm-up, as Model Garden's ImageNet configs)."""
-
-  def __init__(self, schedule, warmup_steps):
-    self.schedule, self.warmup_steps = schedule, warmup_steps
-
-  def __call__(self, step):
-    ramp = keras.ops.minimum(1.0, (keras.ops.cast(step, 'float32') + 1.0) / self.warmup_steps)
-    value = self.schedule(step) if callable(self.schedule) else self.schedule
-    return ramp * value
-
-  def get_config(self):
-    return {'warmup_steps': self.warmup_steps}
 
 
 def learning_rate_schedule(config, steps):
@@ -136,7 +120,7 @@ def train_dataset(config, data_dir, start_step, **kwargs):
                               preprocessing_name=config.preprocessing,
                               validation_size=config.validation_size, start_step=start_step,
                               **kwargs)
-  if config.aux_loss_weight:
+  if recipes.has_aux_head(config):
     stream = stream.map(lambda x, y: (x, (y, y)))
   return stream
 
@@ -229,7 +213,7 @@ def compile_model(model, config, steps, jit_compile=False, loss=None, steps_per_
   metrics = [keras.metrics.SparseCategoricalAccuracy(name='accuracy')] if loss is None else []
   loss = loss or build_loss(config)
   weights = None
-  if len(model.outputs) == 2:
+  if recipes.has_aux_head(config):
     loss, weights, metrics = [loss, loss], [1.0, config.aux_loss_weight], [metrics, []]
   model.compile(optimizer=build_optimizer(config, steps), loss=loss, loss_weights=weights,
                 metrics=metrics, jit_compile=jit_compile, steps_per_execution=steps_per_execution)
@@ -391,7 +375,7 @@ class Task:
   build: Callable
   train_dataset: Callable
   describe: str
-  evaluate: Callable = None
+  evaluate: Optional[Callable] = None
   results: dict = dataclasses.field(default_factory=dict)
 
 

@@ -24,6 +24,13 @@ def test_the_recipe_is_the_papers_where_stated():
   assert (config.weight_decay, config.ema_decay, config.preprocessing) == (
       8e-5, 0.9999, 'inception')
   assert config.aux_loss_weight == 0.0 and config.width_multiplier == 1.0
+  # Settings that do not fit are refused at once, in one line, before anything is built.
+  with pytest.raises(ValueError, match='aux_loss_weight and width_multiplier are inception_v4'):
+    recipes.recipe('resnet56', aux_loss_weight=0.4)
+  with pytest.raises(ValueError, match='preprocessing "inception" does not fit dataset "cifar10"'):
+    recipes.recipe('inception_v4', dataset='cifar10')
+  with pytest.raises(ValueError, match='does not fit dataset "imagenet2012"'):
+    recipes.recipe('alexnet', dataset='imagenet2012')
 
 
 def test_linear_warmup_ramps_into_the_piecewise_schedule():
@@ -71,14 +78,14 @@ def test_top5_accuracy_by_hand():
 def test_the_auxiliary_head_adds_its_weighted_loss():
   """Keras's loss of the two-output network = CE(main) + 0.4 CE(auxiliary) + regularization,
   each term computed here from the outputs (inference mode: dropout off)."""
-  config = recipes.recipe('inception_v4', dataset='cifar10', aux_loss_weight=0.4,
+  config = recipes.recipe('inception_v4', aux_loss_weight=0.4,
                           width_multiplier=0.05, image_size=139, weight_decay=8e-5,
                           ema_decay=0.0)
   model = training.build_for(config)
   training.compile_model(model, config, steps=10)
   rng = np.random.default_rng(0)
   x = rng.uniform(-1, 1, (4, 139, 139, 3)).astype(np.float32)  # Mixed_6h: 7 x 7
-  y = np.array([0, 3, 5, 9])
+  y = np.array([0, 3, 500, 999])
   main, aux = (o.numpy() for o in model(x, training=False))
   ce = lambda logits: -np.mean(metrics.log_softmax(logits)[np.arange(4), y])
   regularization = float(sum(float(l) for l in model.losses))

@@ -112,6 +112,11 @@ def test_old_results_are_refused_with_the_migration_command_and_migrated_once(tm
   assert '| teacher dropout | 0.80 (1 seed(s)) | 0.67 | 0.81 |' in proc.stdout
   # Once migrated, migrating again changes nothing; a kind in the wrong file is refused.
   assert section_results.migrate(str(results)) == []
+  # A binary printing its own section reads only its kind: an old file of another kind below
+  # its folder does not stop it.
+  _write(str(results / 'old' / 'table.json'), {'rows': []})
+  assert '| teacher dropout |' in '\n'.join(report.section_lines(str(results),
+                                                                ['distillation_mnist']))
   _write(str(results / 'other' / 'table.json'), {'rows': []}, 'calibration')
   with pytest.raises(run_files.RunDirError, match="is a 'calibration' result of schema 1, not "
                      "'accuracy'"):

@@ -100,7 +100,8 @@ def test_user_mistakes_get_one_line_errors(tmp_path, shared_data):
       run_binary('experiments.train', '--model=vgg', f'--output_dir={out}'))
   assert '--label_smoothing must be in [0, 1)' in _one_line_error(
       run_binary('experiments.train', '--model=fc', '--label_smoothing=1.2', f'--output_dir={out}'))
-  assert 'should be one of <mnist|fashion_mnist|emnist|cifar10|cifar100|imagenet2012>' in _one_line_error(
+  datasets = 'mnist|fashion_mnist|emnist|cifar10|cifar100|imagenet2012'
+  assert f'should be one of <{datasets}>' in _one_line_error(
       run_binary('experiments.train', '--model=fc', '--dataset=imagenet', f'--output_dir={out}'))
   assert 'error: --data_dir /nonexistent does not exist' in _one_line_error(
       run_binary('experiments.train', '--model=fc', '--data_dir=/nonexistent',

@@ -425,7 +425,7 @@ def test_wmt14_streams_from_mock_data_resumes_exactly_and_trains(tmp_path):
     vocab = translation.Vocabulary(path)
     pairs = translation.wmt14_pairs('train', data_dir)
     for bucketed in (False, True):
-      stream = lambda start: list(translation.streamed_training_batches(  # pylint: disable=cell-var-from-loop
+      stream = lambda start, bucketed=bucketed: list(translation.streamed_training_batches(
           pairs, vocab, 256, 32, 5, start, 12, bucketed=bucketed, shuffle_buffer=50))
       whole, resumed = stream(0), stream(7)
       assert len(whole) == 12 and len(resumed) == 5  # 12 steps span several epochs of 120

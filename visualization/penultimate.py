@@ -35,6 +35,7 @@ def _streamed_class_examples(config, split, classes, per_class, data_dir):
   wanted = tf.constant(classes, tf.int32)
   stream = data.build_dataset(config.dataset, split, batch_size=256, training=False,
                               data_dir=data_dir, validation_size=config.validation_size,
+                              preprocessing_name=config.preprocessing,
                               image_size=config.image_size).unbatch().filter(
                                   lambda x, y: tf.reduce_any(tf.equal(y, wanted)))
   found = {c: [] for c in classes}
@@ -43,5 +44,9 @@ def _streamed_class_examples(config, split, classes, per_class, data_dir):
       found[int(y)].append(x.numpy())
     if all(len(v) == per_class for v in found.values()):
       break
+  missing = [c for c in classes if not found[c]]
+  if missing:
+    raise data.DataError(f'split "{split}" of {config.dataset} has no example of class(es) '
+                         f'{missing}; choose classes it holds.')
   labels = np.concatenate([[c] * len(found[c]) for c in classes]).astype(np.int32)
   return np.stack([x for c in classes for x in found[c]]), labels
