@@ -10,10 +10,8 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_string('output_dir', None, 'Sweep directory (one run directory per point).')
-flags.mark_flag_as_required('output_dir')
-common.define_number_list('alphas', ['0', '0.05', '0.1', '0.15', '0.3'], 'Label-smoothing values.',
-                          lower=0.0, upper=1.0)
+common.define_section_flags('Sweep directory (one run directory per point).',
+                            alphas=['0', '0.05', '0.1', '0.15', '0.3'])
 common.define_number_list('seeds', ['0'], 'Seeds per alpha (paper: 5).', kind=int, lower=0)
 flags.DEFINE_enum('split', 'test', ['validation', 'test'], 'Split reported in the table.')
 common.define_training_flags(default_model='fc')

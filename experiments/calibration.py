@@ -8,10 +8,10 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_list('run_dirs', None, 'Finished run directories (one model and dataset).')
-flags.DEFINE_string('output_dir', None, 'Where calibration.{json,md} and reliability.* go.')
+common.define_section_flags('Where calibration.{json,md} and reliability.* go.',
+                            'Finished run directories (one model and dataset).')
 flags.DEFINE_integer('num_bins', 15, 'ECE bins.', lower_bound=1)
-flags.mark_flags_as_required(['run_dirs', 'output_dir'])
+flags.mark_flag_as_required('run_dirs')
 common.define_data_flags()
 FLAGS = flags.FLAGS
 

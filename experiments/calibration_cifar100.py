@@ -11,11 +11,9 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_string('output_dir', None, 'Sweep and calibration output directory.')
-flags.mark_flag_as_required('output_dir')
-common.define_number_list('alphas', ['0', '0.05'], 'Label-smoothing values to train.',
-                          lower=0.0, upper=1.0)
-flags.DEFINE_list('run_dirs', None, 'Reuse these finished runs instead of training.')
+common.define_section_flags('Sweep and calibration output directory.',
+                            'Reuse these finished runs instead of training.',
+                            alphas=['0', '0.05'], alphas_help='Label-smoothing values to train.')
 flags.DEFINE_integer('num_bins', 15, 'ECE bins.', lower_bound=1)
 common.define_training_flags(default_model='resnet56')
 FLAGS = flags.FLAGS

@@ -49,10 +49,33 @@ def define_runtime_flags():
                        lower_bound=1)
 
 
+def _calling_module():
+  """The module that called the define_* helper calling this, named as absl names it (the
+  script path for __main__), so --helpshort lists the flag under that binary."""
+  name = sys._getframe(2).f_globals['__name__']  # pylint: disable=protected-access
+  return sys.argv[0] if name == '__main__' else name
+
+
+def define_section_flags(output_help, run_dirs_help=None, alphas=None,
+                         alphas_help='Label-smoothing values.'):
+  """The flags the section binaries share, defined here once: --output_dir (required) and,
+  where a section has them, --run_dirs (finished runs reused instead of training) and --alphas
+  (label smoothing in [0, 1)); each binary gives its own help text and defaults, and --helpshort
+  lists them under the binary."""
+  caller = _calling_module()
+  flags.DEFINE_string('output_dir', None, output_help, module_name=caller)
+  flags.mark_flag_as_required('output_dir')
+  if run_dirs_help:
+    flags.DEFINE_list('run_dirs', None, run_dirs_help, module_name=caller)
+  if alphas is not None:
+    define_number_list('alphas', alphas, alphas_help, lower=0.0, upper=1.0, module_name=caller)
+
+
 def define_number_list(name, default, help_text, kind=float, lower=None, upper=None,
-                       flag_values=FLAGS):
+                       flag_values=FLAGS, module_name=None):
   """A comma-separated list flag whose every entry must be a `kind` in [lower, upper)."""
-  flags.DEFINE_list(name, default, help_text, flag_values=flag_values)
+  module_name = module_name or _calling_module()
+  flags.DEFINE_list(name, default, help_text, flag_values=flag_values, module_name=module_name)
 
   def valid(values):
     try:

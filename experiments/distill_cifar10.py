@@ -26,8 +26,7 @@ PRESETS = {
         on_the_fly_temperatures=['4']),
 }
 
-flags.DEFINE_string('output_dir', None, 'Sweep directory.')
-flags.mark_flag_as_required('output_dir')
+common.define_section_flags('Sweep directory.')
 flags.DEFINE_enum('preset', None, list(PRESETS), 'Defaults for a reduced run (flags typed on '
                   'the command line win): standin_reduced = ' + str(PRESETS['standin_reduced']))
 common.define_number_list('teacher_alphas', ['0', '0.15', '0.3', '0.45', '0.6', '0.75'],

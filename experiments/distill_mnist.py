@@ -15,8 +15,7 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_string('output_dir', None, 'Where the runs and the table go.')
-flags.mark_flag_as_required('output_dir')
+common.define_section_flags('Where the runs and the table go.')
 flags.DEFINE_integer('num_seeds', 1, 'Seeds 0..N-1, four runs each (Table 4 over seeds: 5).',
                      lower_bound=1)
 flags.DEFINE_string('teacher_dropout_dir', None, 'Reuse this finished dropout teacher.')

@@ -6,12 +6,10 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_string('output_dir', None, 'Where the runs, the figure and the points go.')
-flags.mark_flag_as_required('output_dir')
-flags.DEFINE_list('run_dirs', None, 'Reuse finished runs trained by this binary (they hold '
-                  'mutual_information.json) instead of training.')
-common.define_number_list('alphas', ['0', '0.1'], 'Label smoothing of the runs compared (the '
-                          'paper does not state its alpha).', lower=0.0, upper=1.0)
+common.define_section_flags(
+    'Where the runs, the figure and the points go.', 'Reuse finished runs trained by this binary '
+    '(they hold mutual_information.json) instead of training.', alphas=['0', '0.1'],
+    alphas_help='Label smoothing of the runs compared (the paper does not state its alpha).')
 common.define_number_list('classes', None, 'The two classes a and b of the logit difference '
                           'z_a - z_b.', kind=int, lower=0)
 flags.DEFINE_integer('examples_per_class', 300, 'Training examples per class (paper: 300).',

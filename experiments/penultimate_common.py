@@ -5,11 +5,10 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_string('output_dir', None, 'Where runs, figure, points and statistics go.')
-flags.mark_flag_as_required('output_dir')
-flags.DEFINE_list('run_dirs', None, 'Reuse two finished runs (alpha = 0, then alpha > 0).')
-common.define_number_list('alphas', ['0', '0.1'], 'The two label-smoothing values compared.',
-                          lower=0.0, upper=1.0)
+common.define_section_flags('Where runs, figure, points and statistics go.',
+                            'Reuse two finished runs (alpha = 0, then alpha > 0).',
+                            alphas=['0', '0.1'],
+                            alphas_help='The two label-smoothing values compared.')
 common.define_number_list('classes', None, 'Three class indices (default: the paper\'s).',
                           kind=int, lower=0)
 flags.DEFINE_list('class_names', None, 'Names of the three classes.')

@@ -9,8 +9,7 @@ from absl import flags
 
 from experiments import common
 
-flags.DEFINE_string('output_dir', None, 'Run directory (resumes if it holds this run).')
-flags.mark_flag_as_required('output_dir')
+common.define_section_flags('Run directory (resumes if it holds this run).')
 common.define_training_flags()
 flags.mark_flag_as_required('model')
 FLAGS = flags.FLAGS

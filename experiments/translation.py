@@ -17,11 +17,9 @@ from absl import flags
 from experiments import common
 from models import recipes
 
-flags.DEFINE_string('output_dir', None, 'Where the runs, tables and figures go.')
-flags.mark_flag_as_required('output_dir')
-flags.DEFINE_list('run_dirs', None, 'Reuse finished translation runs instead of training.')
-common.define_number_list('alphas', ['0', '0.1'], 'Label smoothing of the runs.', lower=0.0,
-                          upper=1.0)
+common.define_section_flags('Where the runs, tables and figures go.',
+                            'Reuse finished translation runs instead of training.',
+                            alphas=['0', '0.1'], alphas_help='Label smoothing of the runs.')
 flags.DEFINE_integer('num_seeds', 1, 'Seeds seed, seed + 1, ...: every alpha is trained with '
                      'each, and each claim is checked across them with a paired test.',
                      lower_bound=1)
