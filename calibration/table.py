@@ -41,6 +41,15 @@ def calibration_table(runs, num_bins=metrics.NUM_BINS):
   return {'rows': rows, 'summary': summary, 'test_temperature_sweeps': sweeps}
 
 
+def table3_lines(label, hard_ece, scaled, smoothed):
+  """The paper's Table 3 row as markdown: ECE with hard targets, temperature scaled (ece, T),
+  with label smoothing (ece, alpha)."""
+  return ['| Table 3 | hard targets | temperature scaled (T) | label smoothing (alpha) |',
+          '|---|---|---|---|',
+          f'| {label} | {hard_ece:.3f} | {scaled[0]:.3f} ({scaled[1]:.2f}) | '
+          f'{smoothed[0]:.3f} ({smoothed[1]:g}) |']
+
+
 def write_calibration(table, output_dir, model, dataset, provenance, num_bins=metrics.NUM_BINS):
   """The calibration result (calibration.json, after the reliability diagram so that it lists
   it) and calibration.md; returns the markdown."""
@@ -53,11 +62,10 @@ def write_calibration(table, output_dir, model, dataset, provenance, num_bins=me
                  f'{r["nll"]:.4f} | {r["ece"]:.4f} |')
   s = table['summary']
   if {'hard_targets_ece', 'temperature_scaled', 'label_smoothing'} <= set(s):
-    lines += ['', '| Table 3 | hard targets | temperature scaled (T) | label smoothing (alpha) |',
-              '|---|---|---|---|',
-              f'| {model} {dataset} | {s["hard_targets_ece"]:.3f} | '
-              f'{s["temperature_scaled"]["ece"]:.3f} ({s["temperature_scaled"]["temperature"]:.2f})'
-              f' | {s["label_smoothing"]["ece"]:.3f} ({s["label_smoothing"]["alpha"]:g}) |']
+    lines += ['', *table3_lines(
+        f'{model} {dataset}', s['hard_targets_ece'],
+        (s['temperature_scaled']['ece'], s['temperature_scaled']['temperature']),
+        (s['label_smoothing']['ece'], s['label_smoothing']['alpha']))]
   run_files.write_text(os.path.join(output_dir, 'calibration.md'), '\n'.join(lines) + '\n')
   return '\n'.join(lines)
 

@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 from data import translation
+from calibration.table import table3_lines
 from data import run_files, section_results
 from experiments import common
 from models import translation_eval, translation_training
@@ -302,11 +303,8 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
                                           hard['tokens']['fitted_temperature'])['ece'],
                                       hard['tokens']['fitted_temperature']),
                'label_smoothing': (_at(best['tokens']['sweep'], 1.0)['ece'], best['alpha'])}
-    lines += ['', '| Table 3 | hard targets | temperature scaled (T) | label smoothing (alpha) |',
-              '|---|---|---|---|',
-              f'| Transformer | {summary["hard_targets_ece"]:.3f} | '
-              f'{summary["temperature_scaled"][0]:.3f} ({summary["temperature_scaled"][1]:.2f}) | '
-              f'{summary["label_smoothing"][0]:.3f} ({summary["label_smoothing"][1]:g}) |']
+    lines += ['', *table3_lines('Transformer', summary['hard_targets_ece'],
+                                summary['temperature_scaled'], summary['label_smoothing'])]
     cross = hard['tokens']['cross_fitted']
     in_sample_bleu = _at(hard['validation_bleu'], summary['temperature_scaled'][1])
     summary['temperature_scaled_held_out'] = (cross['ece'], cross['temperatures'],
