@@ -33,6 +33,7 @@ class TrainConfig:
   weight_decay: float = 0.0
   clip_norm: float = 0.0              # global-norm clipping; 0 = off
   ema_decay: float = 0.0              # evaluate an exponential moving average of the weights
+  select_by_validation: bool = False  # keep the checkpoint with the best validation accuracy
   preprocessing: str = 'mnist'
   image_size: Optional[int] = None    # per-example chains: view side (None: the chain's own)
   width: int = 1200                   # fc only
@@ -90,6 +91,8 @@ TrainConfig.HELP = {
     'loss_multiplier': 'Cross-entropy multiplier (paper: 3 for CIFAR).',
     'weight_decay': 'L2 coefficient wd in 0.5 * wd * ||w||^2.',
     'clip_norm': 'Global-norm gradient clipping (0: off).',
+    'select_by_validation': 'Keep (save and evaluate) the weights of the checkpoint with the '
+                            'best validation accuracy, not the last (the paper\'s Inception-v4).',
     'ema_decay': 'Decay of an exponential moving average of the trainable weights, which are '
                  'replaced by it for evaluation and saving (0: off; Inception-v4: 0.9999).',
     'preprocessing': 'Augmentation chain.',
@@ -136,7 +139,8 @@ RECIPES = {
     'inception_v4': dict(dataset='imagenet2012', batch_size=4096, train_epochs=90,
                          learning_rate=1.6, lr_boundaries=(30 / 90, 60 / 90, 80 / 90),
                          lr_warmup_fraction=5 / 90, momentum=0.9, nesterov=True,
-                         weight_decay=8e-5, ema_decay=0.9999, preprocessing='inception'),
+                         weight_decay=8e-5, ema_decay=0.9999, select_by_validation=True,
+                         preprocessing='inception'),
 }
 
 def recipe(model, **overrides):
@@ -183,6 +187,8 @@ def validate(config):
       (0 <= config.dropout < 1, 'dropout must be in [0, 1)'),
       (0 <= config.lr_warmup_fraction < 1, 'lr_warmup_fraction must be in [0, 1)'),
       (0 <= config.ema_decay < 1, 'ema_decay must be in [0, 1)'),
+      (not config.select_by_validation or config.validation_size != 0,
+       'select_by_validation needs a validation split (validation_size > 0)'),
       (config.width_multiplier > 0, 'width_multiplier must be positive'),
       (config.image_size is None or (config.image_size > 0 and config.preprocessing in
                                      preprocessing.PER_EXAMPLE_CHAINS),

@@ -29,6 +29,7 @@ from data import run_lock
 from data.run_files import RunDirError  # pylint: disable=unused-import  (re-exported)
 from models import keras_multi_worker
 from models import recipes
+from models import selection
 from models.losses import SmoothedCrossEntropy
 from models.optimizers import LinearWarmup, MomentumSGD
 
@@ -284,17 +285,21 @@ def load_weights(model, path):
         'none)') from None
 
 
+def split_dataset(config, data_dir, split, batch_size=1000):
+  """One ordered pass over a split through the config's evaluation chain."""
+  return data.build_dataset(config.dataset, split, batch_size=batch_size, training=False,
+                            data_dir=data_dir, preprocessing_name=config.preprocessing,
+                            image_size=config.image_size, validation_size=config.validation_size)
+
+
 def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
   """Logits and metrics on the validation (if non-empty) and test splits."""
   metrics, logits = {}, {}
   for split in ('validation', 'test'):
     if split == 'validation' and config.validation_size == 0:
       continue
-    ds = data.build_dataset(config.dataset, split, batch_size=eval_batch_size, training=False,
-                            data_dir=data_dir, preprocessing_name=config.preprocessing,
-                            image_size=config.image_size,
-                            validation_size=config.validation_size)
-    logits[split], labels = predict_logits(model, ds)
+    logits[split], labels = predict_logits(model, split_dataset(config, data_dir, split,
+                                                                eval_batch_size))
     logits[split + '_labels'] = labels
     metrics[split] = calibration.evaluate_logits(logits[split], labels)
     metrics[split]['loss'] = float(np.mean(build_loss(config).call(labels, logits[split])))
@@ -369,7 +374,8 @@ class Task:
   train_dataset(start_step) -> the training stream from that step (a resumed run sees the
   batches an uninterrupted one would). evaluate(model) -> the metrics of results.json (also
   writing whatever else the run keeps, such as logits), or None. results: extra entries of
-  results.json. describe: the run in the progress lines.
+  results.json. describe: the run in the progress lines. callbacks and choose: a task that
+  keeps other weights than its last (models.selection).
   """
   steps: int
   build: Callable
@@ -377,6 +383,8 @@ class Task:
   describe: str
   evaluate: Optional[Callable] = None
   results: dict = dataclasses.field(default_factory=dict)
+  callbacks: Optional[Callable] = None  # (model, chief) -> the task's own Keras callbacks
+  choose: Optional[Callable] = None     # model -> record of the weights it loads to keep
 
 
 def run_task(config, output_dir, make_task, *, data_dir=None, strategy=None,
@@ -400,9 +408,11 @@ def run_task(config, output_dir, make_task, *, data_dir=None, strategy=None,
     task = make_task(chief)
     model, trained = build_under_policy(config, strategy, task.build)
     began = time.time()
+    all_callbacks = lambda chief: ((callbacks(chief) if callbacks else []) +
+                                   (task.callbacks(model, chief) if task.callbacks else []))
     done = fit_resumably(model, trained, config, output_dir, task.steps, task.train_dataset,
                          strategy=strategy, checkpoint_every=checkpoint_every, log=log,
-                         stop_after_steps=stop_after_steps, callbacks=callbacks,
+                         stop_after_steps=stop_after_steps, callbacks=all_callbacks,
                          queued_seconds=queued_seconds, describe=task.describe)
     if done < task.steps:
       return {'steps_trained': done, 'finished': False}
@@ -413,6 +423,8 @@ def run_task(config, output_dir, make_task, *, data_dir=None, strategy=None,
     # The weight average replaces the weights (fit does so when it ends; a run killed after its
     # last checkpoint resumes without fitting). Idempotent, and nothing without ema_decay.
     trained.optimizer.finalize_variable_values(trained.trainable_weights)
+    if task.choose:
+      results['kept_weights'] = task.choose(model)
     model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
     if task.evaluate:
       results['metrics'] = task.evaluate(model)
@@ -451,13 +463,29 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
                     loss=None if trained is model else run_objective.loss,
                     steps_per_execution=steps_per_execution)
       return model, trained
-    return Task(steps=steps, build=build,
+    task = Task(steps=steps, build=build,
                 train_dataset=lambda start: run_objective.train_dataset(data_dir, start),
                 describe=describe(config), results=run_objective.results,
                 evaluate=lambda model: evaluate(model, config, data_dir, output_dir))
+    if config.select_by_validation:
+      task.callbacks = lambda model, chief: [selection.BestOnValidation(
+          model, lambda: predict_logits(model, split_dataset(config, data_dir, 'validation')),
+          output_dir, chief, log)]
+      task.choose = lambda model: _load_best(model, output_dir)
+    return task
   return run_task(config, output_dir, make_task, data_dir=data_dir, strategy=strategy,
                   checkpoint_every=checkpoint_every, log=log, stop_after_steps=stop_after_steps,
                   callbacks=callbacks, queued_seconds=queued_seconds)
+
+
+def _load_best(model, run_dir):
+  """Loads the weights kept by validation accuracy (models.selection); returns their record."""
+  path, record = selection.best_weights(run_dir)
+  if path is None:
+    raise RunDirError(f'{run_dir} selects its weights by validation accuracy but holds no '
+                      f'{selection.BEST_WEIGHTS}; delete the run directory and train it again.')
+  load_weights(model, path)
+  return record
 
 
 def run_logits(run_dir, data_dir=None, log=print):
