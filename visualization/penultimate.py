@@ -4,6 +4,7 @@ import tensorflow as tf
 
 import data
 import models
+from models import training
 from visualization.projection import plane_basis, project
 
 
@@ -33,11 +34,8 @@ def _streamed_class_examples(config, split, classes, per_class, data_dir):
   """The same from a streamed dataset (ImageNet): its evaluation pass, read until every class
   has `per_class` examples (or the split ends)."""
   wanted = tf.constant(classes, tf.int32)
-  stream = data.build_dataset(config.dataset, split, batch_size=256, training=False,
-                              data_dir=data_dir, validation_size=config.validation_size,
-                              preprocessing_name=config.preprocessing,
-                              image_size=config.image_size).unbatch().filter(
-                                  lambda x, y: tf.reduce_any(tf.equal(y, wanted)))
+  stream = training.split_dataset(config, data_dir, split, batch_size=256).unbatch().filter(
+      lambda x, y: tf.reduce_any(tf.equal(y, wanted)))
   found = {c: [] for c in classes}
   for x, y in stream:
     if len(found[int(y)]) < per_class:
