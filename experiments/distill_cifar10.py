@@ -20,7 +20,7 @@ from experiments import common
 # on 30k of the 390k steps with cached teacher outputs, three contrast seeds.
 PRESETS = {
     'standin_reduced': dict(
-        teacher_alphas=['0', '0.3', '0.6'], temperatures=['1', '2', '4', '8', '16'],
+        teacher_alphas=['0', '0.3', '0.6'], distill_temperatures=['1', '2', '4', '8', '16'],
         num_seeds=1, contrast_seeds=['1', '2'], teacher_train_steps=16_000,
         student_train_steps=30_000, teacher_outputs='cached', mi_every=500,
         on_the_fly_temperatures=['4']),
@@ -32,7 +32,7 @@ flags.DEFINE_enum('preset', None, list(PRESETS), 'Defaults for a reduced run (fl
 common.define_number_list('teacher_alphas', ['0', '0.15', '0.3', '0.45', '0.6', '0.75'],
                           'Label smoothing of the teachers (and the student baselines).',
                           lower=0.0, upper=1.0)
-common.define_number_list('temperatures', ['1', '2', '3', '4', '8', '12', '16'],
+common.define_number_list('distill_temperatures', ['1', '2', '3', '4', '8', '12', '16'],
                           'Temperatures for distilling from the hard-target teacher.', lower=1e-6)
 flags.DEFINE_integer('num_seeds', 5, 'Seeds of the whole grid (paper: 5).', lower_bound=1)
 common.define_number_list('contrast_seeds', [], 'Further student seeds of the three matched '
@@ -129,7 +129,7 @@ def main(argv):
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
   seeds = list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds))
   grid = section.Grid(
-      FLAGS.output_dir, alphas, [float(t) for t in FLAGS.temperatures], seeds, seeds,
+      FLAGS.output_dir, alphas, [float(t) for t in FLAGS.distill_temperatures], seeds, seeds,
       dict(common.recipe_overrides(), dataset='cifar10', label_smoothing=0.0,
            distillation='soft', distill_beta=1.0, student_temperature=1.0),
       FLAGS.teacher_train_steps or FLAGS.train_steps,

@@ -23,12 +23,14 @@ common.define_section_flags('Where the runs, tables and figures go.',
 flags.DEFINE_integer('num_seeds', 1, 'Seeds seed, seed + 1, ...: every alpha is trained with '
                      'each, and each claim is checked across them with a paired test.',
                      lower_bound=1)
-common.define_number_list('temperatures', [str(t) for t in
-                                           (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4,
-                                            1.5, 1.6, 1.7, 1.8, 1.9, 2.0)],
-                          'Temperatures of the token-metric sweep.', lower=1e-3)
+common.define_number_list('scaling_temperatures',
+                          [str(t) for t in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5,
+                                            1.6, 1.7, 1.8, 1.9, 2.0)],
+                          'Temperatures of the token-metric sweep (temperature scaling).',
+                          lower=1e-3)
 common.define_number_list('bleu_temperatures', None, 'Temperatures at which the validation set '
-                          'is beam-decoded for BLEU (default: --temperatures).', lower=1e-3)
+                          'is beam-decoded for BLEU (default: --scaling_temperatures).',
+                          lower=1e-3)
 flags.DEFINE_integer('beam_size', 4, 'Beam size (tensor2tensor default; the paper: unstated).',
                      lower_bound=1)
 flags.DEFINE_float('length_penalty', 0.6, 'alpha of ((5 + length) / 6)^alpha (tensor2tensor).',
@@ -63,8 +65,8 @@ def main(argv):
       translation_training.train_translation(config, run_dir, **common.train_kwargs())
       run_dirs.append(run_dir)
   settings = translation_section.EvalSettings(
-      temperatures=[float(t) for t in FLAGS.temperatures],
-      bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.temperatures],
+      temperatures=[float(t) for t in FLAGS.scaling_temperatures],
+      bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.scaling_temperatures],
       beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
       max_sentences=FLAGS.max_eval_sentences, eos_rule=FLAGS.eos_rule)
   print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings,

@@ -114,7 +114,7 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = tmp_path / 'results' / 'cifar10'
   proc = run_binary('experiments.distill_cifar10', f'--data_dir={tmp_path}',
-                    f'--output_dir={out}', '--teacher_alphas=0,0.3', '--temperatures=1,4',
+                    f'--output_dir={out}', '--teacher_alphas=0,0.3', '--distill_temperatures=1,4',
                     '--num_seeds=1', '--contrast_seeds=1', '--train_steps=2', *TINY,
                     '--checkpoint_every=1', '--teacher_outputs=cached',
                     '--on_the_fly_temperatures=4', '--mi_every=1', '--mi_examples_per_class=3')

@@ -111,7 +111,7 @@ def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = str(tmp_path / 'sweep')
   args = ['-m', 'experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
-          '--teacher_alphas=0,0.3', '--temperatures=1,4', '--num_seeds=1', '--train_steps=2',
+          '--teacher_alphas=0,0.3', '--distill_temperatures=1,4', '--num_seeds=1', '--train_steps=2',
           '--batch_size=8', '--validation_size=40', '--checkpoint_every=1']
   proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
@@ -165,7 +165,7 @@ def test_on_the_fly_students_train_under_mirrored_strategy(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = tmp_path / 'sweep'
   proc = run_binary('experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
-                    '--teacher_alphas=0', '--temperatures=2', '--num_seeds=1', '--train_steps=2',
+                    '--teacher_alphas=0', '--distill_temperatures=2', '--num_seeds=1', '--train_steps=2',
                     '--batch_size=8', '--validation_size=40', '--checkpoint_every=1',
                     '--strategy=mirrored', '--num_cpu_devices=2')
   assert proc.returncode == 0, proc.stderr[-3000:]

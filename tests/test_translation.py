@@ -366,7 +366,7 @@ def test_a_short_real_multi30k_training_translates(tmp_path, shared_data):
                     '--train_steps=500', '--batch_size=2048', '--vocab_size=2000',
                     '--encoder_layers=2', '--decoder_layers=2', '--d_model=128',
                     '--num_heads=4', '--ffn=512', '--warmup_steps=100',
-                    '--max_eval_sentences=200', '--temperatures=1', '--bleu_temperatures=1',
+                    '--max_eval_sentences=200', '--scaling_temperatures=1', '--bleu_temperatures=1',
                     f'--data_dir={shared_data}', timeout=1200)
   assert proc.returncode == 0, proc.stderr[-3000:]
   english, german = translation.read_multi30k(shared_data, 'validation')
