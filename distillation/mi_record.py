@@ -6,6 +6,7 @@ The record is mutual_information.json in the run directory: the settings and one
 estimated step. A resumed run skips the steps already recorded, so nothing is lost or computed
 twice; only the chief writes it.
 """
+import dataclasses
 import os
 
 import keras
@@ -16,6 +17,7 @@ import data
 from data import preprocessing
 from data import run_files
 from distillation.mutual_information import mutual_information
+from models import training
 
 RECORD = 'mutual_information.json'
 
@@ -106,6 +108,20 @@ def recorder(config, run_dir, classes, every, data_dir=None, examples_per_class=
   return lambda chief: [MutualInformationRecord(
       run_dir, images, classes, config.preprocessing, every, num_draws, seed, in_sample, chief,
       os.path.join(run_dir, 'tensorboard', 'mutual_information'))]
+
+
+def at_initialization(config, seeds, images, classes, num_draws=5, seed=0, in_sample=False):
+  """[I_hat] of the config's network freshly initialized with each of `seeds`, as a run with that
+  seed starts (the same draws as the record's): how much Figure 6's step-0 value depends on the
+  initialization alone."""
+  views = augmented_views(images, config.preprocessing, num_draws + 1, seed)
+  values = []
+  for init_seed in seeds:
+    model = training.build_under_policy(dataclasses.replace(config, seed=init_seed),
+                                        tf.distribute.get_strategy(),
+                                        lambda: training.build_for(config))
+    values.append(mutual_information(logit_differences(model, views, classes), in_sample))
+  return values
 
 
 def load_record(run_dir, settings=None):

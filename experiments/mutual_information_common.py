@@ -3,6 +3,7 @@ import math
 import os
 
 from absl import flags
+import numpy as np
 
 from experiments import common
 
@@ -21,6 +22,9 @@ flags.DEFINE_integer('every', None, 'Estimate every this many steps (and at step
 flags.DEFINE_integer('mi_seed', 0, 'Seed of the augmentation draws (the same at every step).')
 flags.DEFINE_boolean('in_sample', False, 'Plug in one of the L draws as y_x instead of an extra '
                      'draw (biases the estimate up by about 0.5 log(L / (L - 1))).')
+flags.DEFINE_integer('init_seeds', 0, 'Also estimate I_hat of this many freshly initialized '
+                     'networks (seeds 0, 1, ...; the first run\'s config and draws): how much '
+                     'the step-0 value depends on the initialization alone.', lower_bound=0)
 common.define_training_flags()
 FLAGS = flags.FLAGS
 
@@ -55,10 +59,11 @@ def _main(argv):
                                      FLAGS.in_sample)
       training.train_and_evaluate(config, run_dir, callbacks=callbacks, **common.train_kwargs())
       run_dirs.append(run_dir)
-  curves, points = [], {}
+  curves, points, configs = [], {}, []
   for run_dir in run_dirs:
     training.finished_results(run_dir)  # refuses a run that does not exist or has not finished
-    config, _ = training.read_run_config(run_dir)
+    config, data_dir = training.read_run_config(run_dir)
+    configs.append((config, common.data_dir_for_reused_runs() or data_dir))
     record = mi_record.load_record(run_dir)
     if not record['points']:
       raise run_files.RunDirError(f'{run_dir} has no {mi_record.RECORD}; train it with this '
@@ -75,12 +80,31 @@ def _main(argv):
   stem = os.path.join(FLAGS.output_dir, 'mutual_information')
   figures.mutual_information_figure(curves, num_examples, stem,
                                     f'{FLAGS.model} on {FLAGS.dataset}, classes {classes}')
-  section_results.write(FLAGS.output_dir, 'mutual_information', {
-      'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
-      'num_examples': num_examples, 'runs': points},
+  result = {'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
+            'num_examples': num_examples, 'runs': points}
+  if FLAGS.init_seeds:
+    result['at_initialization'] = _at_initialization(*configs[0], points[curves[0][0]]['settings'])
+  section_results.write(FLAGS.output_dir, 'mutual_information', result,
                         common.provenance(run_dirs, common.data_dir_for_reused_runs()))
   for label, steps, values in curves:
     peak = max(range(len(values)), key=values.__getitem__)
     print(f'{label:10s} MI at step 0: {values[0]:.3f}, peak {values[peak]:.3f} at step '
           f'{steps[peak]}, final {values[-1]:.3f} at step {steps[-1]} (log 2 = 0.693, log N = '
           f'{math.log(num_examples):.3f})')
+  if FLAGS.init_seeds:
+    values = result['at_initialization']['mutual_information']
+    print(f'at initialization, seeds 0-{FLAGS.init_seeds - 1}: ' +
+          ', '.join(f'{v:.3f}' for v in values) + f' (median {np.median(values):.3f})')
+
+
+def _at_initialization(config, data_dir, settings):
+  """{'seeds', 'mutual_information'} of --init_seeds fresh networks with the record's draws."""
+  from distillation import mi_record  # pylint: disable=g-import-not-at-top
+  classes = settings['classes']
+  images, _ = mi_record.select_examples(config.dataset, classes,
+                                        settings['num_examples'] // len(classes), data_dir,
+                                        config.validation_size)
+  seeds = list(range(FLAGS.init_seeds))
+  return {'seeds': seeds, 'mutual_information': mi_record.at_initialization(
+      config, seeds, images, classes, settings['num_draws'], settings['seed'],
+      settings['in_sample'])}

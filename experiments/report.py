@@ -6,6 +6,7 @@ Reads every table the section binaries wrote under --results_dir, and shows a fo
 """
 import math
 import os
+import statistics
 
 from absl import flags
 
@@ -194,6 +195,13 @@ def mutual_information_section(results_dir, where, table):
     lines.append(_row([label, f'{values[0]:.3f}', f'{values[peak]:.3f} ({steps[peak]})',
                        f'{values[-1]:.3f} ({steps[-1]})', f'{values[-1] - math.log(2):+.3f}']))
   lines.append('')
+  if 'at_initialization' in table:
+    init = table['at_initialization']
+    values = init['mutual_information']
+    lines += [f'At initialization alone ({len(values)} fresh networks, seeds '
+              f'{init["seeds"][0]}-{init["seeds"][-1]}, the same draws): median '
+              f'{statistics.median(values):.3f}, range {min(values):.3f} to {max(values):.3f} '
+              '(' + ', '.join(f'{v:.3f}' for v in values) + ').', '']
   return lines
 
 

@@ -132,7 +132,8 @@ def test_cifar10_binary_end_to_end_on_tiny_files(tmp_path):
   out = tmp_path / 'mi'
   proc = run_binary('experiments.mutual_information_cifar10', f'--data_dir={tmp_path}',
                     f'--output_dir={out}', '--train_steps=4', '--every=2', '--batch_size=8',
-                    '--validation_size=40', '--examples_per_class=3', '--checkpoint_every=2')
+                    '--validation_size=40', '--examples_per_class=3', '--checkpoint_every=2',
+                    '--init_seeds=2')
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out / 'mutual_information_points.json') as f:
     points = json.load(f)
@@ -140,6 +141,13 @@ def test_cifar10_binary_end_to_end_on_tiny_files(tmp_path):
   for run in points['runs'].values():
     assert run['steps'] == [0, 2, 4]
     assert all(v <= math.log(6) + 1e-9 for v in run['mutual_information'])
+  # Fresh networks: seed 0 is the network both seed-0 runs started from, so its estimate is
+  # their step-0 point (recorded by the training callback); seed 1 is another network.
+  init = points['at_initialization']
+  assert init['seeds'] == [0, 1]
+  for run in points['runs'].values():
+    assert init['mutual_information'][0] == pytest.approx(run['mutual_information'][0], abs=1e-6)
+  assert init['mutual_information'][1] != pytest.approx(init['mutual_information'][0], abs=1e-3)
   assert os.path.getsize(out / 'mutual_information.png') > 0
   again = run_binary('experiments.mutual_information_cifar10', f'--data_dir={tmp_path}',
                      f'--output_dir={tmp_path / "mi2"}', '--classes=0,0')

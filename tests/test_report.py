@@ -74,6 +74,20 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
                     '1.5 min') == 3
 
 
+def test_figure_6_shows_each_run_and_the_spread_at_initialization(tmp_path):
+  steps = [0, 500, 1000]
+  _write(str(tmp_path / 'mi' / 'mutual_information_points.json'), {
+      'model': 'resnet56', 'dataset': 'cifar10', 'classes': [0, 5], 'num_examples': 600,
+      'runs': {'alpha=0': {'steps': steps, 'mutual_information': [0.767, 1.727, 1.527]}},
+      'at_initialization': {'seeds': [0, 1, 2], 'mutual_information': [0.767, 0.068, -0.012]}},
+         'mutual_information')
+  text = report.build_report(str(tmp_path))
+  (row,) = _tables(text)[0][2:]
+  assert row == ['alpha=0', '0.767', '1.727 (500)', '1.527 (1000)', '+0.834']
+  assert ('At initialization alone (3 fresh networks, seeds 0-2, the same draws): median 0.068, '
+          'range -0.012 to 0.767') in text
+
+
 def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(tmp_path):
   out = tmp_path / 'sweep'
   out.mkdir()
