@@ -57,6 +57,9 @@ flags.DEFINE_integer('mi_examples_per_class', 300, 'Training examples per class 
 flags.DEFINE_list('reuse_dirs', [], 'Finished runs used in place of planned points with the '
                   'same config (e.g. an experiments.train AlexNet baseline).')
 flags.DEFINE_boolean('dry_run', False, 'Print the plan and stop.')
+flags.DEFINE_boolean('finished_only', False, 'Train nothing: write Figure 5, its points and '
+                     'findings from the planned runs that have finished (a sweep in progress '
+                     'shows as partial; the sweep itself rewrites them after every run).')
 flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split plotted (paper: the '
                   '10k validation split).')
 common.define_training_flags()
@@ -105,7 +108,7 @@ def _train(run, queued_seconds, kwargs):
                                      queued_seconds=queued_seconds, **kwargs)
 
 
-def _train_all(runs, num_train, step_seconds, later, kwargs, points):
+def _train_all(runs, num_train, step_seconds, later, kwargs, points, write):
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
   left = [section.estimated_seconds(r, num_train, step_seconds) for r in runs]
   for i, run in enumerate(runs):
@@ -114,15 +117,39 @@ def _train_all(runs, num_train, step_seconds, later, kwargs, points):
     if not results.get('finished'):
       return False  # --stop_after_steps: the sweep stops here, as a kill would
     points.append(section.point(run, results, FLAGS.output_dir))
+    write(points)
   return True
+
+
+def _write_section(points, planned):
+  """Figure 5, its points and the findings from the points so far (`planned` runs in all)."""
+  from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
+  _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
+                                           FLAGS.split)
+  run_dirs = [run_files.resolve(p['run_dir'], FLAGS.output_dir) for p in points]
+  section_results.write(FLAGS.output_dir, 'distillation_cifar10', {
+      'split': FLAGS.split, 'points': points, 'summary': summary,
+      'findings': section.findings(points, FLAGS.split),
+      'on_the_fly_check': section.on_the_fly_check(points, FLAGS.split),
+      'progress': {'finished': len(points), 'planned': planned}},
+                        common.provenance(run_dirs, FLAGS.data_dir))
+
+
+def _finished_points(grid, runs, contrast_seeds):
+  """The points of the finished planned runs (the contrasts once the grid has finished)."""
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+  points = [p for run in runs if (p := section.finished_point(run, FLAGS.output_dir))]
+  if len(points) == len(runs):
+    points += [p for run in section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
+               if (p := section.finished_point(run, FLAGS.output_dir))]
+  return points
 
 
 def main(argv):
   del argv
-  import data  # pylint: disable=g-import-not-at-top
-  from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   _apply_preset()
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
@@ -138,6 +165,24 @@ def main(argv):
   contrast_seeds = [int(s) for s in FLAGS.contrast_seeds]
   runs = grid.grid_runs() + [grid.run('student_on_the_fly', float(t), seeds[0])
                              for t in FLAGS.on_the_fly_temperatures]
+  planned = len(runs) + 3 * len(contrast_seeds)
+  write = lambda points: _write_section(points, planned)
+  if FLAGS.finished_only:
+    points = _finished_points(grid, runs, contrast_seeds)
+    if not points:
+      raise ValueError(f'none of the planned runs under {FLAGS.output_dir} has finished yet.')
+    write(points)
+  elif not _sweep(grid, runs, contrast_seeds, write):
+    return
+  from experiments import report  # pylint: disable=g-import-not-at-top
+  print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_cifar10'])))
+
+
+def _sweep(grid, runs, contrast_seeds, write):
+  """Prints the plan, then trains the runs in order and the contrasts chosen from them; True
+  when all have finished."""
+  import data  # pylint: disable=g-import-not-at-top
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
   kwargs = common.train_kwargs()
   num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
   todo = [r for r in runs if section.remaining_steps(r, num_train)]
@@ -147,25 +192,14 @@ def main(argv):
                                      (3 * len(contrast_seeds), contrast_seeds, later))),
         flush=True)
   if FLAGS.dry_run:
-    return
+    return False
   points = []
-  if not _train_all(runs, num_train, step_seconds, later, kwargs, points):
-    return
+  if not _train_all(runs, num_train, step_seconds, later, kwargs, points, write):
+    return False
   contrasts = section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
   if contrasts:
     print('contrast points: ' + ', '.join(r.name for r in contrasts), flush=True)
-  if not _train_all(contrasts, num_train, step_seconds, 0.0, kwargs, points):
-    return
-  _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
-                                           FLAGS.split)
-  found = section.findings(points, FLAGS.split)
-  run_dirs = [run_files.resolve(p['run_dir'], FLAGS.output_dir) for p in points]
-  section_results.write(FLAGS.output_dir, 'distillation_cifar10', {
-      'split': FLAGS.split, 'points': points, 'summary': summary, 'findings': found,
-      'on_the_fly_check': section.on_the_fly_check(points, FLAGS.split)},
-                        common.provenance(run_dirs, FLAGS.data_dir))
-  from experiments import report  # pylint: disable=g-import-not-at-top
-  print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_cifar10'])))
+  return _train_all(contrasts, num_train, step_seconds, 0.0, kwargs, points, write)
 
 
 if __name__ == '__main__':

@@ -25,6 +25,8 @@ GROUP_DIRS = {
     'student_smoothed_teacher': 'students_smoothed_teacher',
     'student_on_the_fly': 'students_on_the_fly',  # the cached-outputs check
 }
+# The groups of the three matched points (the contrasts).
+MATCHED_GROUPS = ('student_hard_teacher', 'student_baseline', 'student_smoothed_teacher')
 
 
 @dataclasses.dataclass
@@ -119,7 +121,7 @@ def matched_contrast(points, split='validation'):
 
 def contrast_runs(grid, points, contrast_seeds, split='validation'):
   """The three matched points again, for each contrast seed (teachers are not retrained)."""
-  if not contrast_seeds or not any(p['group'] == 'student_smoothed_teacher' for p in points):
+  if not contrast_seeds or not all(any(p['group'] == g for p in points) for g in MATCHED_GROUPS):
     return []
   t, alpha_baseline, alpha_smoothed = matched_contrast(points, split)
   return [run for seed in contrast_seeds
@@ -197,6 +199,15 @@ def point(run, results, output_dir):
           'accuracy': {s: m['accuracy'] for s, m in results['metrics'].items()}}
 
 
+def finished_point(run, output_dir):
+  """The point of a finished run, None while it is not finished (read only; a directory that
+  holds another config is refused)."""
+  if status(run) != 'finished':
+    return None
+  training.check_same_run(run.run_dir, run.config)
+  return point(run, training.finished_results(run.run_dir), output_dir)
+
+
 def _baseline_at(points, seed, gamma, split):
   """Seed `seed`'s student baseline accuracy interpolated at `gamma` (None outside it)."""
   rows = sorted((p['gamma'], p['accuracy'][split]) for p in points
@@ -237,8 +248,8 @@ def findings(points, split='validation'):
 
 def paired_contrasts(points, split='validation'):
   """Paired differences over the seeds that hold all three matched points (Table 4's test)."""
-  if not any(p['group'] == 'student_smoothed_teacher' for p in points):
-    return None
+  if not all(any(p['group'] == g for p in points) for g in MATCHED_GROUPS):
+    return None  # a partial sweep
   t, alpha_baseline, alpha_smoothed = matched_contrast(points, split)
   keys = {('student_hard_teacher', t): f'hard teacher T={t:g}',
           ('student_baseline', alpha_baseline): f'baseline alpha={alpha_baseline:g}',

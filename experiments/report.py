@@ -137,6 +137,10 @@ def cifar10_distillation_section(results_dir, where, table):
   split = table['split']
   lines += _heading(results_dir, where, table, f'### CIFAR-10 distillation, Figure 5 ({where}, '
                     f'{split} accuracy %)')
+  progress = table.get('progress')
+  if progress and progress['finished'] < progress['planned']:
+    lines += [f'**Partial: {progress["finished"]} of the {progress["planned"]} planned runs have '
+              'finished** (the sweep rewrites this section after every run).', '']
   lines += _table_head(['curve', 'setting', 'gamma', 'mean [min, max]', 'seeds'])
   for group, rows in table['summary'].items():
     for r in rows:

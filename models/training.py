@@ -139,17 +139,23 @@ def config_to_json(config):
 def claim_output_dir(output_dir, config, data_dir):
   """Writes config.json, or checks an existing one describes the same run."""
   run_files.make_dir(output_dir)
-  path = os.path.join(output_dir, 'config.json')
+  check_same_run(output_dir, config)
+  run_files.write_json(os.path.join(output_dir, 'config.json'), {
+      'config': config_to_json(config), 'config_type': type(config).__name__,
+      'data_dir': data_dir})
+
+
+def check_same_run(output_dir, config):
+  """A RunDirError if output_dir's config.json (when there is one) describes another run."""
+  if not run_files.gfile.exists(os.path.join(output_dir, 'config.json')):
+    return
   wanted = config_to_json(config)
-  if run_files.gfile.exists(path):
-    # Fields added since that run was written take their defaults.
-    stored = config_to_json(read_run_config(output_dir)[0])
-    differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
-    if differing:
-      raise RunDirError(f'{output_dir} holds a different run (differs in {", ".join(differing)}); '
-                        'choose a new --output_dir or delete that one.')
-  run_files.write_json(path, {'config': wanted, 'config_type': type(config).__name__,
-                              'data_dir': data_dir})
+  # Fields added since that run was written take their defaults.
+  stored = config_to_json(read_run_config(output_dir)[0])
+  differing = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+  if differing:
+    raise RunDirError(f'{output_dir} holds a different run (differs in {", ".join(differing)}); '
+                      'choose a new --output_dir or delete that one.')
 
 
 def _likely_fix(config):

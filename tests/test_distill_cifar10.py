@@ -143,3 +143,20 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   assert 'the temperature-distilled student beats the student baseline: hard teacher T=' in text
   assert 'cached teacher outputs against the teacher on the fly (T = 4, seed 0)' in text
   assert '### Mutual information: resnet56 on cifar10, classes [0, 5], N = 6' in text
+  assert table['progress'] == {'finished': len(groups), 'planned': len(groups)}
+  assert '**Partial' not in text
+  # Read back without training, the finished sweep gives the same points; a plan with one more
+  # temperature shows as partial (its grid is unfinished, so no contrast is chosen yet).
+  flags = [f'--data_dir={tmp_path}', f'--output_dir={out}', '--teacher_alphas=0,0.3',
+           '--num_seeds=1', '--contrast_seeds=1', '--train_steps=2', *TINY,
+           '--teacher_outputs=cached', '--on_the_fly_temperatures=4', '--finished_only']
+  again = run_binary('experiments.distill_cifar10', *flags, '--distill_temperatures=1,4')
+  assert again.returncode == 0, again.stderr[-3000:]
+  with open(out / 'points.json') as f:
+    assert json.load(f)['points'] == table['points']
+  partial = run_binary('experiments.distill_cifar10', *flags, '--distill_temperatures=1,4,8')
+  assert partial.returncode == 0, partial.stderr[-3000:]
+  with open(out / 'points.json') as f:
+    progress = json.load(f)['progress']
+  assert progress == {'finished': len(groups) - 3, 'planned': len(groups) + 1}
+  assert f'**Partial: {len(groups) - 3} of the {len(groups) + 1} planned runs' in partial.stdout
