@@ -117,9 +117,9 @@ def at_initialization(config, seeds, images, classes, num_draws=5, seed=0, in_sa
   views = augmented_views(images, config.preprocessing, num_draws + 1, seed)
   values = []
   for init_seed in seeds:
-    model = training.build_under_policy(dataclasses.replace(config, seed=init_seed),
-                                        tf.distribute.get_strategy(),
-                                        lambda: training.build_for(config))
+    seeded = dataclasses.replace(config, seed=init_seed)
+    model = training.build_under_policy(seeded, tf.distribute.get_strategy(),
+                                        lambda: training.build_for(seeded))
     values.append(mutual_information(logit_differences(model, views, classes), in_sample))
   return values
 

@@ -59,11 +59,10 @@ def _main(argv):
                                      FLAGS.in_sample)
       training.train_and_evaluate(config, run_dir, callbacks=callbacks, **common.train_kwargs())
       run_dirs.append(run_dir)
-  curves, points, configs = [], {}, []
+  curves, points = [], {}
   for run_dir in run_dirs:
     training.finished_results(run_dir)  # refuses a run that does not exist or has not finished
-    config, data_dir = training.read_run_config(run_dir)
-    configs.append((config, common.data_dir_for_reused_runs() or data_dir))
+    config, _ = training.read_run_config(run_dir)
     record = mi_record.load_record(run_dir)
     if not record['points']:
       raise run_files.RunDirError(f'{run_dir} has no {mi_record.RECORD}; train it with this '
@@ -83,7 +82,8 @@ def _main(argv):
   result = {'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
             'num_examples': num_examples, 'runs': points}
   if FLAGS.init_seeds:
-    result['at_initialization'] = _at_initialization(*configs[0], points[curves[0][0]]['settings'])
+    result['at_initialization'] = _at_initialization(run_dirs[0],
+                                                     points[curves[0][0]]['settings'])
   section_results.write(FLAGS.output_dir, 'mutual_information', result,
                         common.provenance(run_dirs, common.data_dir_for_reused_runs()))
   for label, steps, values in curves:
@@ -97,9 +97,13 @@ def _main(argv):
           ', '.join(f'{v:.3f}' for v in values) + f' (median {np.median(values):.3f})')
 
 
-def _at_initialization(config, data_dir, settings):
-  """{'seeds', 'mutual_information'} of --init_seeds fresh networks with the record's draws."""
+def _at_initialization(run_dir, settings):
+  """{'seeds', 'mutual_information'} of --init_seeds fresh networks of run_dir's config, with
+  its record's draws."""
   from distillation import mi_record  # pylint: disable=g-import-not-at-top
+  from models import training  # pylint: disable=g-import-not-at-top
+  config, data_dir = training.read_run_config(run_dir)
+  data_dir = common.data_dir_for_reused_runs() or data_dir
   classes = settings['classes']
   images, _ = mi_record.select_examples(config.dataset, classes,
                                         settings['num_examples'] // len(classes), data_dir,
