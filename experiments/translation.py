@@ -54,6 +54,12 @@ def main(argv):
   del argv
   from experiments import translation_section  # pylint: disable=g-import-not-at-top
   from models import translation_training  # pylint: disable=g-import-not-at-top
+  settings = translation_section.EvalSettings(
+      temperatures=[float(t) for t in FLAGS.scaling_temperatures],
+      bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.scaling_temperatures],
+      beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
+      max_sentences=FLAGS.max_eval_sentences, eos_rule=FLAGS.eos_rule)
+  data_dir = common.data_dir_for_reused_runs()
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
     run_dirs = []
@@ -62,15 +68,13 @@ def main(argv):
       config = recipes.translation_recipe(FLAGS.model, **common.config_overrides(
           recipes.TranslationConfig, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')
-      translation_training.train_translation(config, run_dir, **common.train_kwargs())
+      if translation_training.train_translation(config, run_dir,
+                                                **common.train_kwargs())['finished']:
+        # Evaluated as soon as trained: its translation_eval.json and hypotheses/ are small
+        # enough to keep, its weights are not, so a sweep spread over sessions loses no run.
+        translation_section.evaluate_run(run_dir, settings, data_dir, with_logits=False)
       run_dirs.append(run_dir)
-  settings = translation_section.EvalSettings(
-      temperatures=[float(t) for t in FLAGS.scaling_temperatures],
-      bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.scaling_temperatures],
-      beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
-      max_sentences=FLAGS.max_eval_sentences, eos_rule=FLAGS.eos_rule)
-  print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings,
-                                               common.data_dir_for_reused_runs()))
+  print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings, data_dir))
 
 
 if __name__ == '__main__':

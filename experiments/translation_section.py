@@ -102,20 +102,26 @@ def _decoding_settings(hypotheses_dir, settings):
   return False
 
 
-def evaluate_run(run_dir, settings, data_dir=None, log=print):
-  """The run's translation_eval.json (computed unless present with the same settings), with
-  the validation logits under '_logits' for the reliability diagram."""
+def evaluate_run(run_dir, settings, data_dir=None, log=print, with_logits=True):
+  """The run's translation_eval.json (computed unless present with the same settings); with
+  `with_logits`, the validation logits under '_logits' for the reliability diagram. A stored
+  evaluation without them reads no weights: weights are not committed, so a run trained and
+  evaluated in an earlier session on another machine still counts."""
   path = os.path.join(run_dir, EVAL)
   wanted = dataclasses.asdict(settings)
-  model, vocab, config, stored_data_dir = translation_training.load_trained(run_dir)
+  config, stored_data_dir = translation_training.finished_config(run_dir)
   data_dir = data_dir or stored_data_dir
+  run = (run_dir, config, data_dir)
+  stored = run_files.read_json(path) if run_files.gfile.exists(path) else None
+  if stored and stored['settings'] == wanted and not with_logits:
+    return {**stored, '_run': run}
+  started = time.perf_counter()
+  model, vocab, _, _ = translation_training.load_trained(run_dir)
   sources, targets, references = _split(config, 'validation', vocab, data_dir,
                                         settings.max_sentences)
   logits, labels = translation_eval.token_logits(model, sources, targets)
-  if run_files.gfile.exists(path):
-    stored = run_files.read_json(path)
-    if stored['settings'] == wanted:
-      return {**stored, '_logits': (logits, labels), '_run': (run_dir, config, data_dir)}
+  if stored and stored['settings'] == wanted:
+    return {**stored, '_logits': (logits, labels), '_run': run}
   log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
   sentences = np.repeat(np.arange(len(targets)), [len(t) for t in targets])  # tokens in order
   result = {'settings': wanted, 'alpha': config.label_smoothing,
@@ -142,8 +148,10 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print):
       {'temperature': t, **_decode(model, vocab, test_sources, test_references, settings, t,
                                    _hypotheses_path(run_dir, 'test', t), reuse)}
       for t in sorted({1.0, fitted})]
+  # the section's evaluation time per model (decodes reused after a kill are not in it)
+  result['evaluation_seconds_this_session'] = round(time.perf_counter() - started, 1)
   run_files.write_json(path, result)
-  return {**result, '_logits': (logits, labels), '_run': (run_dir, config, data_dir)}
+  return {**result, '_logits': (logits, labels), '_run': run}
 
 
 def _bleu_significance(hard, smoothed, max_sentences):
@@ -270,8 +278,10 @@ def _at(rows, temperature):
 def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   """Evaluates every run, writes the section's tables and figures; returns the markdown."""
   from visualization import translation as figure  # pylint: disable=g-import-not-at-top
-  every_seed = [evaluate_run(d, settings, data_dir) for d in run_dirs]
-  first_seed = min(e['_run'][1].seed for e in every_seed)
+  seeds = [translation_training.finished_config(d)[0].seed for d in run_dirs]
+  first_seed = min(seeds)  # only its runs' logits are drawn
+  every_seed = [evaluate_run(d, settings, data_dir, with_logits=s == first_seed)
+                for d, s in zip(run_dirs, seeds)]
   evaluations = sorted((e for e in every_seed if e['_run'][1].seed == first_seed),
                        key=lambda e: e['alpha'])  # the tables and figures: the first seed
   run_files.make_dir(output_dir)

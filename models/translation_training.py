@@ -52,12 +52,18 @@ def compile_model(model, config, jit_compile=False, steps_per_execution=1):
   optimizer.build(model.trainable_variables)
 
 
-def load_trained(run_dir):
-  """(model, vocabulary, config, data_dir) of a finished translation run."""
+def finished_config(run_dir):
+  """(config, data_dir) of a finished translation run, or a RunDirError; reads no weights."""
   config, data_dir = training.read_run_config(run_dir)
   if not isinstance(config, recipes.TranslationConfig):
     raise run_files.RunDirError(f'{run_dir} is not a translation run.')
   training.finished_results(run_dir)
+  return config, data_dir
+
+
+def load_trained(run_dir):
+  """(model, vocabulary, config, data_dir) of a finished translation run."""
+  config, data_dir = finished_config(run_dir)
   vocab = translation.Vocabulary(os.path.join(run_dir, VOCABULARY))
   model = build_model(config, vocab.size)
   training.load_weights(model, os.path.join(run_dir, 'model.weights.h5'))
