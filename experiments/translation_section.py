@@ -113,14 +113,16 @@ def evaluate_run(run_dir, settings, data_dir=None, log=print, with_logits=True):
   data_dir = data_dir or stored_data_dir
   run = (run_dir, config, data_dir)
   stored = run_files.read_json(path) if run_files.gfile.exists(path) else None
-  if stored and stored['settings'] == wanted and not with_logits:
+  if stored and stored['settings'] != wanted:
+    stored = None  # made with other settings: evaluated again
+  if stored and not with_logits:
     return {**stored, '_run': run}
   started = time.perf_counter()
   model, vocab, _, _ = translation_training.load_trained(run_dir)
   sources, targets, references = _split(config, 'validation', vocab, data_dir,
                                         settings.max_sentences)
   logits, labels = translation_eval.token_logits(model, sources, targets)
-  if stored and stored['settings'] == wanted:
+  if stored:
     return {**stored, '_logits': (logits, labels), '_run': run}
   log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
   sentences = np.repeat(np.arange(len(targets)), [len(t) for t in targets])  # tokens in order
