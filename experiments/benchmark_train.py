@@ -5,6 +5,7 @@ r"""Training examples/second of each model with its recipe's optimizer and batch
 Feeds one cached synthetic batch, so the figure is the model's step cost alone. The rate comes
 from the median interval between consecutive step ends after warm-up (steady state), not from
 whole fit() calls, whose start and return stall for seconds and made earlier figures swing 2x.
+Steps per call are the training binaries' (--steps_per_execution, 0: as they choose it).
 """
 
 from absl import flags
@@ -25,15 +26,17 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   from experiments.timing import recipe_step_seconds  # pylint: disable=g-import-not-at-top
-  from models import recipes  # pylint: disable=g-import-not-at-top
+  from models import recipes, training  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
   for name in FLAGS.models:
     rates = {}
     for policy in FLAGS.dtype_policies:
       config = recipes.recipe(name, train_steps=1000, dtype_policy=policy)
+      per_call = training.resolve_steps_per_execution(
+          FLAGS.steps_per_execution, [FLAGS.checkpoint_every, config.train_steps])
       seconds, _ = recipe_step_seconds(config, strategy, FLAGS.steps,
                                        jit_compile=FLAGS.jit_compile,
-                                       steps_per_execution=FLAGS.steps_per_execution)
+                                       steps_per_execution=per_call)
       rates[policy] = config.batch_size / seconds
       print(f'{name:9s} {policy:15s} batch {config.batch_size:4d} {seconds * 1000:8.1f} ms/step '
             f'{rates[policy]:9,.0f} examples/s ({strategy.num_replicas_in_sync} replica(s))',

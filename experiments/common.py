@@ -41,9 +41,11 @@ def define_runtime_flags():
                        'MirroredStrategy on logical CPU devices; never faster on CPU here).')
   flags.DEFINE_integer('checkpoint_every', 1000, 'Checkpoint and log every N steps.',
                        lower_bound=1)
-  flags.DEFINE_integer('steps_per_execution', 1, 'Training steps per call into the compiled '
+  flags.DEFINE_integer('steps_per_execution', 0, 'Training steps per call into the compiled '
                        'step (fewer host round-trips: faster for small models and on TPUs); '
-                       'must divide --checkpoint_every and the steps trained.', lower_bound=1)
+                       'must divide --checkpoint_every and the steps trained. 0: 10, or the '
+                       'largest divisor of 10 that divides them and every record period.',
+                       lower_bound=0)
   flags.DEFINE_integer('stop_after_steps', None, 'Stop every run at this step without '
                        'evaluating, as a kill would (for time-boxed jobs); rerun to continue.',
                        lower_bound=1)

@@ -11,15 +11,16 @@ def steady_step_seconds(model, dataset, steps, warmup=5):
 
   Whole fit() calls stall for seconds at their start and return, which made earlier figures
   swing 2x; the median step interval does not see those stalls. With steps_per_execution N the
-  callbacks see every N-th step: the interval is divided by N.
+  callbacks see every N-th step: the median is over calls of N steps (at least 8), divided by N.
   """
   ends = []
   clock = keras.callbacks.LambdaCallback(
       on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()))
   per_call = model.steps_per_execution
-  model.fit(dataset, steps_per_epoch=(warmup + steps) * per_call, epochs=1, verbose=0,
-            shuffle=False, callbacks=[clock])
-  return float(np.median(np.diff(ends[warmup:]))) / per_call
+  warm_calls, timed_calls = -(-warmup // per_call), max(-(-steps // per_call), 8)
+  model.fit(dataset, steps_per_epoch=(warm_calls + timed_calls) * per_call, epochs=1,
+            verbose=0, shuffle=False, callbacks=[clock])
+  return float(np.median(np.diff(ends[warm_calls:]))) / per_call
 
 
 def recipe_step_seconds(config, strategy, steps, warmup=5, jit_compile=False,

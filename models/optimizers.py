@@ -6,6 +6,7 @@ network), tensor2tensor's Nesterov update, and a 0.1 multiplier on the last laye
 """
 import keras
 from keras import ops
+import tensorflow as tf
 
 
 class MomentumSGD(keras.optimizers.Optimizer):
@@ -20,6 +21,8 @@ class MomentumSGD(keras.optimizers.Optimizer):
     super().__init__(learning_rate=learning_rate, name=name, **kwargs)
     if not 0.0 <= momentum < 1.0 or not 0.0 <= dampening < 1.0:
       raise ValueError('momentum and dampening must be in [0, 1).')
+    if nesterov and dampening:
+      raise ValueError('Nesterov momentum needs dampening 0 (as in PyTorch); set one of them off.')
     self.momentum, self.dampening, self.nesterov = float(momentum), float(dampening), nesterov
     self.lr_multipliers = dict(lr_multipliers or {})
 
@@ -36,20 +39,32 @@ class MomentumSGD(keras.optimizers.Optimizer):
     return next((m for layer, m in self.lr_multipliers.items() if layer in parts), 1.0)
 
   def update_step(self, gradient, variable, learning_rate):
+    """One fused kernel per variable (TF's ApplyMomentum with v in the place of its accumulator).
+
+    Written as separate ops, mu * v was ready at the start of a step and ran before the forward
+    pass, and every term was another pass over the weights: fc trained 6-10% slower.
+    """
     index = self._get_variable_index(variable)
     lr = ops.cast(learning_rate, variable.dtype) * self._multipliers[index]
     gradient = ops.cast(gradient, variable.dtype)
     if not self.momentum:
-      self.assign_sub(variable, lr * gradient)
+      tf.raw_ops.ResourceApplyGradientDescent(var=_handle(variable), alpha=lr, delta=gradient)
       return
-    velocity = self.velocities[index]
-    self.assign(velocity, self.momentum * velocity + (1.0 - self.dampening) * gradient)
-    step = gradient + self.momentum * velocity if self.nesterov else velocity
-    self.assign_sub(variable, lr * step)
+    if self.dampening:
+      gradient = gradient * (1.0 - self.dampening)
+    tf.raw_ops.ResourceApplyMomentum(
+        var=_handle(variable), accum=_handle(self.velocities[index]), lr=lr, grad=gradient,
+        momentum=ops.cast(self.momentum, variable.dtype), use_nesterov=self.nesterov)
 
   def get_config(self):
     return dict(super().get_config(), momentum=self.momentum, dampening=self.dampening,
                 nesterov=self.nesterov, lr_multipliers=self.lr_multipliers)
+
+
+def _handle(variable):
+  """The resource handle of a Keras variable, or of a tf.Variable (under tf.distribute, the
+  component of the device being updated)."""
+  return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
 @keras.saving.register_keras_serializable('models')

@@ -42,12 +42,11 @@ def build_model(config, vocab_size):
   return model
 
 
-def compile_model(model, config, jit_compile=False, steps_per_execution=1):
+def compile_model(model, config, jit_compile=False):
   optimizer = keras.optimizers.Adam(
       T2TSchedule(config.d_model, config.warmup_steps, config.learning_rate_constant),
       beta_1=config.adam_beta1, beta_2=config.adam_beta2, epsilon=config.adam_epsilon)
   model.compile(optimizer=optimizer, jit_compile=jit_compile,
-                steps_per_execution=steps_per_execution,
                 loss=TokenCrossEntropy(config.label_smoothing, config.label_smoothing_convention))
   optimizer.build(model.trainable_variables)
 
@@ -72,7 +71,7 @@ def load_trained(run_dir):
 
 def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
                       checkpoint_every=500, log=print, stop_after_steps=None,
-                      steps_per_execution=1):
+                      steps_per_execution=0):
   """Trains (or resumes, or returns the finished) translation run in output_dir with the one
   training loop (training.run_task); evaluation is the translation section's."""
   # TPUs compile one program per input shape: length buckets with fixed batch sizes there.
@@ -84,7 +83,7 @@ def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_c
 
     def build():
       model = build_model(config, vocab.size)
-      compile_model(model, config, jit_compile, steps_per_execution)
+      compile_model(model, config, jit_compile)
       return model, model
     return training.Task(
         steps=config.train_steps, build=build, describe=training.describe(config),
@@ -93,7 +92,8 @@ def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_c
                  'batching': 'bucketed' if bucketed else 'dynamic'})
   return training.run_task(config, output_dir, make_task, data_dir=data_dir, strategy=strategy,
                            checkpoint_every=checkpoint_every, log=log,
-                           stop_after_steps=stop_after_steps)
+                           stop_after_steps=stop_after_steps,
+                           steps_per_execution=steps_per_execution)
 
 
 def _training_stream(config, vocab, run_dir, data_dir, bucketed):

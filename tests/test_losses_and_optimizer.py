@@ -77,15 +77,31 @@ def _run_optimizer(opt, grads):
 GRADS = [np.array([0.3, -1.0, 2.0]), np.array([-0.5, 0.2, 1.0]), np.array([1.5, 0.0, -0.7])]
 
 
-@pytest.mark.parametrize('nesterov', [False, True])
-def test_momentum_sgd_matches_pytorch_style_recursion(nesterov):
-  lr, mu, d = 0.7, 0.9, 0.9
+@pytest.mark.parametrize('nesterov,d', [(False, 0.9), (False, 0.0), (True, 0.0)])
+def test_momentum_sgd_matches_pytorch_style_recursion(nesterov, d):
+  lr, mu = 0.7, 0.9
   w, v = np.array([1.0, -2.0, 0.5]), np.zeros(3)
   for g in GRADS:
     v = mu * v + (1 - d) * g
     w = w - lr * (g + mu * v if nesterov else v)
   got = _run_optimizer(MomentumSGD(lr, momentum=mu, dampening=d, nesterov=nesterov), GRADS)
   np.testing.assert_allclose(got, w, rtol=1e-5)
+
+
+def test_momentum_sgd_takes_bfloat16_gradients_and_rejects_nesterov_with_dampening():
+  lr, mu, d = 0.7, 0.9, 0.9
+  w, v = np.array([1.0, -2.0, 0.5]), np.zeros(3)
+  grads = [tf.cast(g, tf.bfloat16).numpy().astype(np.float64) for g in GRADS]
+  for g in grads:
+    v = mu * v + (1 - d) * g
+    w = w - lr * v
+  opt = MomentumSGD(lr, momentum=mu, dampening=d)
+  var = keras.Variable(np.array([1.0, -2.0, 0.5], np.float32), name='w')
+  for g in GRADS:  # as under mixed_bfloat16: bfloat16 gradients of float32 variables
+    opt.apply_gradients([(tf.cast(g, tf.bfloat16), var)])
+  np.testing.assert_allclose(var.numpy(), w, rtol=1e-5)
+  with pytest.raises(ValueError, match='Nesterov momentum needs dampening 0'):
+    MomentumSGD(lr, momentum=mu, dampening=d, nesterov=True)
 
 
 def test_momentum_sgd_equals_keras_sgd_without_dampening():

@@ -65,6 +65,26 @@ def test_steps_per_execution_trains_the_same_weights_and_resumes(tmp_path, share
                                 **kwargs)
 
 
+def test_auto_steps_per_execution_divides_every_period(tmp_path, shared_data):
+  assert training.resolve_steps_per_execution(0, [1000, 30000, 0]) == 10
+  assert training.resolve_steps_per_execution(0, [10, 25, 0]) == 5
+  assert training.resolve_steps_per_execution(0, [10, 40, 20, 4]) == 2
+  assert training.resolve_steps_per_execution(3, [10, 40]) == 3  # given: kept (then checked)
+  seen = []
+
+  class EveryFourSteps(keras.callbacks.Callback):
+    every = 4
+
+    def on_train_batch_end(self, batch, logs=None):
+      seen.append(int(self.model.optimizer.iterations.numpy()))
+
+  config = recipes.recipe('fc', width=32, batch_size=32, train_steps=20, preprocessing='mnist')
+  training.train_and_evaluate(config, str(tmp_path / 'run'), data_dir=shared_data,
+                              checkpoint_every=10, log=lambda *a, **k: None,
+                              callbacks=lambda chief: [EveryFourSteps()])
+  assert seen == list(range(2, 21, 2))  # two steps a call: 2 divides 10, 20 and 4
+
+
 def test_short_real_mnist_run_exceeds_90_percent(tmp_path, shared_data):
   """400 steps of the 2x1200 recipe on real MNIST must learn: test accuracy above 90%.
 
@@ -141,7 +161,8 @@ def test_a_diverged_run_stops_at_the_step_and_keeps_the_last_good_checkpoint(tmp
                      match=r'became nan at step 8; .* last good checkpoint \(step 5\).*'
                            r'learning_rate'):
     training.train_and_evaluate(config, out, data_dir=shared_data, checkpoint_every=5,
-                                log=lambda *a, **k: None, objective=_poisoned_objective(config, 7))
+                                log=lambda *a, **k: None, objective=_poisoned_objective(config, 7),
+                                steps_per_execution=1)  # the callback sees every step
   assert not os.path.exists(os.path.join(out, 'results.json'))
   assert tf.train.latest_checkpoint(os.path.join(out, 'checkpoints')).endswith('ckpt-5')
 
