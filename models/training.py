@@ -373,7 +373,8 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
     extra_callbacks = callbacks(chief) if callbacks else []
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       # Keras 3.15's multi-step loop over a multi-worker iterator fails ("You must feed a
-      # value for placeholder tensor ... while/cond/Placeholder"): one step a call there.
+      # value for placeholder tensor ... while/cond/Placeholder", the error of the open
+      # keras-team/keras#19246): one step a call there.
       if steps_per_execution > 1:
         raise ValueError('--steps_per_execution above 1 fails under --strategy=multi_worker '
                          '(a Keras bug); leave it at 0 or 1.')
