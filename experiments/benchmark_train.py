@@ -6,6 +6,9 @@ Feeds one cached synthetic batch, so the figure is the model's step cost alone. 
 from the median interval between consecutive step ends after warm-up (steady state), not from
 whole fit() calls, whose start and return stall for seconds and made earlier figures swing 2x.
 Steps per call are the training binaries' (--steps_per_execution, 0: as they choose it).
+Each line also gives the convolution and matmul GFLOP/s achieved (`timing.training_flops`)
+against a 4096x4096 matmul measured in the same process, in float32 for float32 and in bfloat16
+for mixed_bfloat16: how much of the machine the step uses, comparable across machines.
 """
 
 from absl import flags
@@ -25,22 +28,29 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from experiments.timing import recipe_step_seconds  # pylint: disable=g-import-not-at-top
+  from experiments import timing  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
+  peaks = {}  # compute dtype -> matmul FLOP/s
   for name in FLAGS.models:
     rates = {}
     for policy in FLAGS.dtype_policies:
       config = recipes.recipe(name, train_steps=1000, dtype_policy=policy)
       per_call = training.resolve_steps_per_execution(
           FLAGS.steps_per_execution, [FLAGS.checkpoint_every, config.train_steps])
-      seconds, _ = recipe_step_seconds(config, strategy, FLAGS.steps,
-                                       jit_compile=FLAGS.jit_compile,
-                                       steps_per_execution=per_call)
+      seconds, model = timing.recipe_step_seconds(config, strategy, FLAGS.steps,
+                                                  jit_compile=FLAGS.jit_compile,
+                                                  steps_per_execution=per_call)
       rates[policy] = config.batch_size / seconds
+      achieved = timing.training_flops(model, config.batch_size) / seconds
+      dtype = 'bfloat16' if policy == 'mixed_bfloat16' else 'float32'
+      if dtype not in peaks:
+        peaks[dtype] = timing.matmul_peak_flops(dtype)
       print(f'{name:9s} {policy:15s} batch {config.batch_size:4d} {seconds * 1000:8.1f} ms/step '
-            f'{rates[policy]:9,.0f} examples/s ({strategy.num_replicas_in_sync} replica(s))',
-            flush=True)
+            f'{rates[policy]:9,.0f} examples/s ({strategy.num_replicas_in_sync} replica(s)); '
+            f'{achieved / 1e9:5.0f} GFLOP/s of convolutions and matmuls = '
+            f'{100 * achieved / peaks[dtype]:.0f}% of the {peaks[dtype] / 1e9:.0f} GFLOP/s '
+            f'{dtype} 4096x4096 matmul measured here', flush=True)
     if len(rates) == 2:
       print(f'{name:9s} mixed_bfloat16 / float32 speed: '
             f'{rates["mixed_bfloat16"] / rates["float32"]:.2f}x', flush=True)

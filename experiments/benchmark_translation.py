@@ -10,7 +10,6 @@ model, vocabulary and recipe instead (the decoding speed of real evaluations).
 Decoding is also timed at a fixed number of steps (end of sentence disabled), the same work for
 any decoder, with its matmul GFLOP/s against this process's float32 matmul peak.
 """
-import statistics
 import time
 
 from absl import flags
@@ -37,7 +36,7 @@ def main(argv):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from data import translation  # pylint: disable=g-import-not-at-top
-  from experiments.timing import steady_step_seconds  # pylint: disable=g-import-not-at-top
+  from experiments.timing import matmul_peak_flops, median_seconds, steady_step_seconds  # pylint: disable=g-import-not-at-top
   from models import beam_search, recipes, translation_eval, translation_training  # pylint: disable=g-import-not-at-top
   if FLAGS.run_dir:
     model, vocab, config, _ = translation_training.load_trained(FLAGS.run_dir)
@@ -60,11 +59,10 @@ def main(argv):
   (source, _), _ = next(translation.evaluation_batches(fixed, fixed, len(fixed)))
   decode = lambda: beam_search.beam_search(model, source, FLAGS.beam_size,
                                            fixed_steps=FLAGS.fixed_steps)
-  seconds = _median_seconds(decode)
+  seconds = median_seconds(decode)
   flops = _decoding_flops(model, len(fixed), FLAGS.beam_size, source.shape[1],
                           FLAGS.fixed_steps)
-  square = tf.random.stateless_normal([4096, 4096], (0, 0))
-  peak = 2 * 4096 ** 3 / _median_seconds(lambda: tf.matmul(square, square)[0, 0].numpy())
+  peak = matmul_peak_flops('float32')
   print(f'{config.model}: {FLAGS.fixed_steps} fixed steps (no end of sentence), '
         f'{len(fixed)} sentences x beam {FLAGS.beam_size}: {len(fixed) / seconds:.1f} '
         f'sentences/s, {1000 * seconds / FLAGS.fixed_steps:.1f} ms/step, '
@@ -81,17 +79,6 @@ def main(argv):
   print(f'{config.model}: {seconds:.2f} s/step, {real_tokens:.0f} real target tokens/step, '
         f'{real_tokens / seconds:,.0f} target tokens/s ({model.count_params():,} parameters)',
         flush=True)
-
-
-def _median_seconds(run, repeats=3):
-  """Median wall time of `run` over `repeats` calls after one warm-up call."""
-  run()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
 
 
 def _decoding_flops(model, sentences, beam, source_length, steps):
