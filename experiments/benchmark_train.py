@@ -28,6 +28,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  import keras  # pylint: disable=g-import-not-at-top
   from experiments import timing  # pylint: disable=g-import-not-at-top
   from models import recipes, training  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
@@ -43,7 +44,7 @@ def main(argv):
                                                   steps_per_execution=per_call)
       rates[policy] = config.batch_size / seconds
       achieved = timing.training_flops(model, config.batch_size) / seconds
-      dtype = 'bfloat16' if policy == 'mixed_bfloat16' else 'float32'
+      dtype = keras.DTypePolicy(policy).compute_dtype
       if dtype not in peaks:
         peaks[dtype] = timing.matmul_peak_flops(dtype)
       print(f'{name:9s} {policy:15s} batch {config.batch_size:4d} {seconds * 1000:8.1f} ms/step '
