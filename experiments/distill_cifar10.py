@@ -110,10 +110,10 @@ def _train(run, queued_seconds, kwargs):
 
 def _train_all(runs, num_train, step_seconds, later, kwargs, points, write):
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  left = [section.estimated_seconds(r, num_train, step_seconds) for r in runs]
-  for i, run in enumerate(runs):
+  queued = section.seconds_queued_after(runs, num_train, step_seconds, later)
+  for run, queued_seconds in zip(runs, queued):
     print(f'[{run.name}] {run.run_dir}', flush=True)
-    results = _train(run, sum(left[i + 1:]) + later, kwargs)
+    results = _train(run, queued_seconds, kwargs)
     if not results.get('finished'):
       return False  # --stop_after_steps: the sweep stops here, as a kill would
     points.append(section.point(run, results, FLAGS.output_dir))
@@ -185,11 +185,16 @@ def _sweep(grid, runs, contrast_seeds, write):
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
   kwargs = common.train_kwargs()
   num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
-  todo = [r for r in runs if section.remaining_steps(r, num_train)]
+  # Once the grid has finished, its points name the contrast runs: they are planned like the rest.
+  finished = _finished_points(grid, runs, [])
+  known = (section.contrast_runs(grid, finished, contrast_seeds, FLAGS.split)
+           if len(finished) == len(runs) else [])
+  todo = [r for r in runs + known if section.remaining_steps(r, num_train)]
   step_seconds = _measure(todo or runs[:1], kwargs['strategy'])
-  later = section.contrast_seconds(grid, num_train, step_seconds, 3 * len(contrast_seeds))
-  print('\n'.join(section.plan_lines(runs, num_train, step_seconds,
-                                     (3 * len(contrast_seeds), contrast_seeds, later))),
+  count = 0 if known else 3 * len(contrast_seeds)
+  later = section.contrast_seconds(grid, num_train, step_seconds, count)
+  print('\n'.join(section.plan_lines(runs + known, num_train, step_seconds,
+                                     (count, contrast_seeds, later))),
         flush=True)
   if FLAGS.dry_run:
     return False

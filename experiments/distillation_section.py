@@ -161,6 +161,13 @@ def estimated_seconds(run, num_train, step_seconds):
   return steps * per_step
 
 
+def seconds_queued_after(runs, num_train, step_seconds, later=0.0):
+  """For each run, the estimated seconds of the sweep after it (`later`: the contrast runs);
+  its progress lines add their own ETA to give the sweep ETA."""
+  left = [estimated_seconds(r, num_train, step_seconds) for r in runs]
+  return [sum(left[i + 1:]) + later for i in range(len(runs))]
+
+
 def contrast_seconds(grid, num_train, step_seconds, count):
   """Estimated seconds of `count` contrast runs (students of the grid's schedule)."""
   student = grid.run('student_baseline', 0.0, grid.seeds[0]).config

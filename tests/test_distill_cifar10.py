@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 from scipy import stats
+import tensorflow as tf
 
 from data import run_files
 from experiments import distillation_section as section
@@ -53,6 +54,41 @@ def test_the_reduced_preset_plans_every_run_in_order_and_names_what_it_reuses(tm
   assert 'then 6 contrast runs (3 matched points x seeds 1,2' in proc.stdout
   assert 'total: about' in proc.stdout
   assert not os.path.exists(out / 'students_baseline')  # a dry run trains nothing
+
+
+def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, monkeypatch):
+  grid = section.Grid(str(tmp_path), [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
+                      teacher_steps=100, student_steps=50, teacher_outputs='cached')
+  runs = grid.grid_runs() + [grid.run('student_on_the_fly', 1.0, 0)]
+  checkpoints = tmp_path / 'teachers' / 'alpha_0_seed_0' / 'checkpoints'
+  os.makedirs(checkpoints)
+  (checkpoints / 'ckpt-40.index').write_bytes(b'')
+  (checkpoints / 'checkpoint').write_text('model_checkpoint_path: "ckpt-40"\n')
+  step_seconds = {'resnet56': 0.5, 'alexnet': 0.05, 'teacher_forward': 0.2}
+  later = section.contrast_seconds(grid, 1000, step_seconds, 6)
+  assert later == pytest.approx(6 * 50 * 0.05, rel=1e-12)
+  # By hand: teachers 60 x 0.5 (resumed at 40) and 100 x 0.5; baselines 0, 0.3, the T = 1 and
+  # smoothed students 50 x 0.05 each; the on-the-fly student 50 x (0.05 + 0.2).
+  own = [30.0, 50.0, 2.5, 2.5, 2.5, 2.5, 12.5]
+  queued = section.seconds_queued_after(runs, 1000, step_seconds, later)
+  assert queued == pytest.approx([sum(own[i + 1:]) + 15.0 for i in range(7)], rel=1e-12)
+  assert section.plan_lines(runs, 1000, step_seconds, (6, [1, 2], later))[-1] == (
+      f'total: about {(sum(own) + 15.0) / 3600:.1f} h on this machine')
+
+  # A progress line: 200 steps (of 10 examples) in 100 s, 600 steps left: eta 300 s = 5.0 min;
+  # the sweep's 7,200 s queued after it make 7,500 s = 2.1 h.
+  clock = iter([1000.0, 1100.0])
+  monkeypatch.setattr(training.time, 'time', lambda: next(clock))
+  saved, lines = [], []
+  progress = training._Progress(  # pylint: disable=protected-access
+      type('Checkpoints', (), {'save': lambda self, step: saved.append(step)})(), total=1000,
+      start=200, config=recipes.recipe('fc', batch_size=10), queued_seconds=7200.0,
+      log=lambda line, flush: lines.append(line))
+  at_step = lambda step: type('Optimizer', (), {'iterations': tf.constant(step, tf.int64)})()
+  progress.set_model(type('Model', (), {'optimizer': at_step(400)})())
+  progress.on_epoch_end(0, {})
+  assert saved == [400]
+  assert lines[0].endswith('(40%)  20 examples/s, eta 5.0 min, sweep eta 2.1 h'), lines
 
 
 def _point(group, setting, seed, gamma, accuracy):
@@ -113,17 +149,23 @@ def test_the_findings_read_the_single_seed_grid_by_hand():
 def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = tmp_path / 'results' / 'cifar10'
-  proc = run_binary('experiments.distill_cifar10', f'--data_dir={tmp_path}',
-                    f'--output_dir={out}', '--teacher_alphas=0,0.3', '--distill_temperatures=1,4',
-                    '--num_seeds=1', '--contrast_seeds=1', '--train_steps=2', *TINY,
-                    '--checkpoint_every=1', '--teacher_outputs=cached',
-                    '--on_the_fly_temperatures=4', '--mi_every=1', '--mi_examples_per_class=3')
+  sweep = ['experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
+           '--teacher_alphas=0,0.3', '--distill_temperatures=1,4', '--num_seeds=1',
+           '--contrast_seeds=1', '--train_steps=2', *TINY, '--checkpoint_every=1',
+           '--teacher_outputs=cached', '--on_the_fly_temperatures=4', '--mi_every=1',
+           '--mi_examples_per_class=3']
+  proc = run_binary(*sweep)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert 'sweep eta' in proc.stdout  # progress lines carry the whole sweep's ETA
   with open(out / 'points.json') as f:
     table = json.load(f)
   groups = [(p['group'], p['seed']) for p in table['points']]
   assert groups.count(('student_hard_teacher', 1)) == 1 and ('student_on_the_fly', 0) in groups
+  # Once the grid has finished, a restart plans the contrast runs by name, like the others.
+  again = run_binary(*sweep, '--dry_run')
+  plan = [line for line in again.stdout.splitlines() if line.startswith('  [')]
+  assert len(plan) == len(groups) == 11 and all(' finished ' in line for line in plan), plan
+  assert 'student_hard_teacher' in plan[-3] and 'contrast runs' not in again.stdout
   assert all(not os.path.isabs(p['run_dir']) and os.path.isdir(out / p['run_dir'])
              for p in table['points'])
   teachers = [str(out / 'teachers' / f'alpha_{a}_seed_0') for a in ('0', '0.3')]
