@@ -186,9 +186,9 @@ def _sweep(grid, runs, contrast_seeds, write):
   kwargs = common.train_kwargs()
   num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
   # Once the grid has finished, its points name the contrast runs: they are planned like the rest.
-  finished = _finished_points(grid, runs, [])
-  known = (section.contrast_runs(grid, finished, contrast_seeds, FLAGS.split)
-           if len(finished) == len(runs) else [])
+  known = (section.contrast_runs(grid, _finished_points(grid, runs, []), contrast_seeds,
+                                 FLAGS.split)
+           if all(section.status(r) == 'finished' for r in runs) else [])
   todo = [r for r in runs + known if section.remaining_steps(r, num_train)]
   step_seconds = _measure(todo or runs[:1], kwargs['strategy'])
   count = 0 if known else 3 * len(contrast_seeds)
