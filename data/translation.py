@@ -165,9 +165,15 @@ def encode_pairs(vocabulary, sources, targets, batch_size=1024):
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   out_s, out_t = [], []
   for s, t in ds:
-    out_s += [np.asarray(r, np.int32) for r in s.to_list()]
-    out_t += [np.asarray(r, np.int32) for r in t.to_list()]
+    out_s += _rows(s)
+    out_t += _rows(t)
   return out_s, out_t
+
+
+def _rows(ragged):
+  """A 2-D RaggedTensor's rows as int32 arrays (views of one buffer; no Python per token)."""
+  splits = ragged.row_splits.numpy()
+  return np.split(ragged.flat_values.numpy().astype(np.int32), splits[1:-1])
 
 
 def batch_plan(lengths, token_budget, seed, epoch, pool=100):
@@ -239,6 +245,14 @@ def _pad(rows, length):
   return out
 
 
+def _ragged(rows):
+  """int32 RaggedTensor of a list of 1-D sequences (tf.ragged.constant walks Python lists one
+  element at a time: seconds for a corpus)."""
+  lengths = np.array([len(r) for r in rows], np.int64)
+  flat = np.concatenate([np.asarray(r, np.int32).reshape(-1) for r in rows]) if rows else []
+  return tf.RaggedTensor.from_row_lengths(np.asarray(flat, np.int32), lengths)
+
+
 def training_batches(sources, targets, token_budget, max_length, seed, start_step, end_step,
                      bucketed=False):
   """tf.data stream of steps [start_step, end_step): ((source [B, S], decoder input [B, T]),
@@ -264,8 +278,8 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
     plan += more
     epoch += 1
   plan = plan[start_step:end_step]
-  source_ids = tf.ragged.constant([sources[i] for i in keep], dtype=tf.int32)
-  target_ids = tf.ragged.constant([targets[i] for i in keep], dtype=tf.int32)
+  source_ids = _ragged([sources[i] for i in keep])
+  target_ids = _ragged([targets[i] for i in keep])
 
   def gather(batch, length):
     # Bucketed: padded to the bucket's length; dynamic (length 0): each side to its longest.
@@ -273,8 +287,7 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
     return _with_decoder_input(tf.gather(source_ids, batch).to_tensor(PAD, shape=shape),
                                tf.gather(target_ids, batch).to_tensor(PAD, shape=shape))
 
-  batches = tf.ragged.constant([b for b, _ in plan], dtype=tf.int32) if plan else (
-      tf.ragged.constant([[0]], dtype=tf.int32)[:0])
+  batches = _ragged([b for b, _ in plan])
   widths = tf.constant([w for _, w in plan], tf.int32)
   return tf.data.Dataset.from_tensor_slices((batches, widths)).map(
       gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -62,7 +62,9 @@ class Grid:
   def run(self, group, setting, seed):
     """The PlannedRun of one point (a finished --reuse_dirs run with its config replaces it)."""
     teacher = lambda alpha: self.run('teacher', alpha, self.teacher_seed(seed)).run_dir
-    student = dict(model='alexnet', train_steps=self.student_steps, seed=seed)
+    # Students are AlexNets: a teacher-only setting in `base` (resnet_blocks) is not theirs.
+    student = dict(model='alexnet', train_steps=self.student_steps, seed=seed,
+                   resnet_blocks=recipes.TrainConfig.resnet_blocks)
     fields = {
         'teacher': lambda: dict(model='resnet56', train_steps=self.teacher_steps, seed=seed,
                                 label_smoothing=setting),

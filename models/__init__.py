@@ -25,7 +25,8 @@ BUILDERS = {
     'alexnet': lambda config, num_classes, input_shape: alexnet(
         num_classes, input_shape, weight_decay=config.weight_decay),
     'resnet56': lambda config, num_classes, input_shape: resnet56(
-        num_classes, input_shape, weight_decay=config.weight_decay),
+        num_classes, input_shape, weight_decay=config.weight_decay,
+        blocks_per_stage=config.resnet_blocks),
     # [logits, auxiliary logits] with aux_loss_weight
     'inception_v4': lambda config, num_classes, input_shape: inception_v4(
         num_classes, input_shape, weight_decay=config.weight_decay,

@@ -39,6 +39,7 @@ class TrainConfig:
   width: int = 1200                   # fc only
   dropout: float = 0.0                # fc only
   width_multiplier: float = 1.0       # inception_v4 only: filters scaled (1: the paper's)
+  resnet_blocks: int = 9              # resnet56 only: basic blocks per stage (9: ResNet-56)
   aux_loss_weight: float = 0.0        # inception_v4 only: auxiliary head's loss weight (0: none)
   # fc only: Gaussian init variance. The paper writes "variance 0.03"; read literally (std 0.17,
   # initial logits ~30) the 2x1200 recipe reaches only 97.8-98.4% here, read as standard deviation
@@ -101,6 +102,8 @@ TrainConfig.HELP = {
     'width': 'fc hidden width (1200 teacher, 800 student).',
     'dropout': 'fc dropout rate.',
     'width_multiplier': 'inception_v4 filters scaled by this (1: the paper\'s network).',
+    'resnet_blocks': 'resnet56 basic blocks per stage, depth 6n + 2 (9: ResNet-56, the paper\'s; '
+                     'fewer only to exercise the plumbing quickly, as the tests do).',
     'aux_loss_weight': 'inception_v4 auxiliary head (from Mixed_6h) and its loss weight (0: no '
                        'head, the paper\'s parameter count; 0.4: the TPU reference).',
     'init_variance': 'fc Gaussian init variance (default 0.0009, i.e. std 0.03: the reading '
@@ -194,6 +197,9 @@ def validate(config):
                                      preprocessing.PER_EXAMPLE_CHAINS),
        'image_size is for per-example chains (inception) and must be positive'),
       (config.aux_loss_weight >= 0, 'aux_loss_weight must be >= 0'),
+      (config.resnet_blocks >= 1, 'resnet_blocks must be at least 1'),
+      (config.model == 'resnet56' or config.resnet_blocks == 9,
+       'resnet_blocks is a resnet56 setting'),
       (config.model == 'inception_v4' or (config.aux_loss_weight == 0 and
                                           config.width_multiplier == 1),
        'aux_loss_weight and width_multiplier are inception_v4 settings'),

@@ -1,4 +1,5 @@
 """Shared test set-up: quiet TF, the bundled datasets, and tiny CIFAR files in official formats."""
+import atexit
 import os
 import pickle
 import subprocess
@@ -9,6 +10,8 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest
+
+from tests import binary_runner  # pylint: disable=g-import-not-at-top
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,10 +27,22 @@ needs_onednn_bfloat16 = pytest.mark.skipif(
 SHARED_DATA = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'datasets'))
 
 
-def run_binary(module, *args, timeout=600):
-  """Runs `python -m module args` from the project root; returns the CompletedProcess."""
+_ZYGOTE = binary_runner.Zygote()
+atexit.register(_ZYGOTE.close)
+# LS_TESTS_SUBPROCESS=1 runs every binary as a real `python -m` subprocess (slower by the import
+# of TensorFlow per run; the suite passes both ways).
+_FORK = os.environ.get('LS_TESTS_SUBPROCESS', '') != '1'
+
+
+def run_binary(module, *args, timeout=600, env=None):
+  """Runs `python -m module args` from the project root (with `env` added to the environment);
+  returns the CompletedProcess. A fork of tests.binary_runner's zygote where the environment
+  allows it, so TensorFlow is not imported again for every run."""
+  env = dict(os.environ, PYTHONPATH=ROOT, **(env or {}))
+  if _FORK and _ZYGOTE.forks_for(env):
+    return _ZYGOTE.run(module, args, env, timeout)
   return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=timeout, env=dict(os.environ, PYTHONPATH=ROOT))
+                        text=True, timeout=timeout, env=env)
 
 
 def cifar_images(n, seed):

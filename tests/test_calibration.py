@@ -153,7 +153,7 @@ def test_calibration_cifar100_binary_smoke(tmp_path):
   out = str(tmp_path / 'out')
   proc = run_binary('experiments.calibration_cifar100', f'--data_dir={tmp_path}',
                     f'--output_dir={out}', '--train_steps=2', '--batch_size=8',
-                    '--validation_size=40', '--checkpoint_every=2')
+                    '--validation_size=40', '--checkpoint_every=2', '--resnet_blocks=1')
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(os.path.join(out, 'calibration.json')) as f:
     table = json.load(f)

@@ -13,7 +13,9 @@ from experiments import distillation_section as section
 from models import recipes, training
 from tests.conftest import run_binary, write_cifar10_bin
 
-TINY = ['--batch_size=8', '--validation_size=40']
+# ResNet-56 teachers with one block per stage (ResNet-8): the plumbing is the same, the graph
+# traces 7x faster.
+TINY = ['--batch_size=8', '--validation_size=40', '--resnet_blocks=1']
 
 
 def _fake_finished_run(run_dir, config):

@@ -112,7 +112,7 @@ def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
   out = str(tmp_path / 'sweep')
   args = ['-m', 'experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
           '--teacher_alphas=0,0.3', '--distill_temperatures=1,4', '--num_seeds=1', '--train_steps=2',
-          '--batch_size=8', '--validation_size=40', '--checkpoint_every=1']
+          '--batch_size=8', '--validation_size=40', '--checkpoint_every=1', '--resnet_blocks=1']
   proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
   deadline = time.time() + 300
@@ -143,7 +143,8 @@ def test_on_the_fly_teacher_is_frozen_and_sees_the_matched_view(tmp_path):
   kwargs = dict(data_dir=str(tmp_path), checkpoint_every=2, log=lambda *a, **k: None)
   common = dict(train_steps=2, batch_size=8, validation_size=40)
   teacher_dir = str(tmp_path / 'teacher')
-  training.train_and_evaluate(recipes.recipe('resnet56', dataset='cifar10', **common),
+  training.train_and_evaluate(recipes.recipe('resnet56', dataset='cifar10', resnet_blocks=1,
+                                             **common),
                               teacher_dir, **kwargs)
   student_config = recipes.recipe('alexnet', teacher_dir=teacher_dir, **common)
   objective = distillation.student_objective(student_config, str(tmp_path))
@@ -167,7 +168,7 @@ def test_on_the_fly_students_train_under_mirrored_strategy(tmp_path):
   proc = run_binary('experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
                     '--teacher_alphas=0', '--distill_temperatures=2', '--num_seeds=1', '--train_steps=2',
                     '--batch_size=8', '--validation_size=40', '--checkpoint_every=1',
-                    '--strategy=mirrored', '--num_cpu_devices=2')
+                    '--strategy=mirrored', '--num_cpu_devices=2', '--resnet_blocks=1')
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out / 'students_hard_teacher' / 'T_2_seed_0' / 'results.json') as f:
     results = json.load(f)

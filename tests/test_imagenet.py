@@ -130,7 +130,7 @@ def test_cifar100_trains_from_tfds_mock_data_without_files(tmp_path):
   """The paper's CIFAR-100 row when only a tfds copy exists: tfds' mock cifar100 (no files)
   through the in-memory path, two ResNet-56 steps and the evaluation."""
   config = recipes.recipe('resnet56', dataset='cifar100', train_steps=2, batch_size=4,
-                          validation_size=10)
+                          validation_size=10, resnet_blocks=1)
   with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
     results = training.train_and_evaluate(config, str(tmp_path / 'run'),
                                           data_dir=str(tmp_path), log=lambda *a, **k: None)

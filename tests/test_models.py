@@ -23,13 +23,13 @@ def test_fc_parameter_count_by_hand():
     assert models.fc(k, (28, 28, 1), width=width).count_params() == want
 
 
-def _resnet56_count(k):
+def _resnet56_count(k, blocks=9):
   conv = lambda cin, cout, ks: ks * ks * cin * cout
   bn = lambda c: 4 * c  # gamma, beta, moving mean, moving variance
   total = conv(3, 16, 3) + bn(16)
   cin = 16
   for filters in (16, 32, 64):
-    for block in range(9):
+    for block in range(blocks):
       total += bn(cin) + conv(cin, filters, 3) + bn(filters) + conv(filters, filters, 3)
       if block == 0:
         total += conv(cin, filters, 1) + bn(filters)
@@ -40,6 +40,21 @@ def _resnet56_count(k):
 def test_resnet56_parameter_count_by_hand():
   for k in (10, 100):
     assert models.resnet56(k).count_params() == _resnet56_count(k)
+
+
+def test_resnet_blocks_sets_the_depth_of_the_built_network_and_only_resnet56_takes_it():
+  """--resnet_blocks=1 (ResNet-8, the tests' teachers) reaches the builder; other models refuse
+  it in one line."""
+  for blocks in (1, 9):
+    config = models.recipe('resnet56', dataset='cifar10', resnet_blocks=blocks)
+    model = models.build_model(config, 10, (32, 32, 3))
+    assert model.count_params() == _resnet56_count(10, blocks)
+    assert len([l for l in model.layers if l.__class__.__name__ == 'Conv2D'
+                and not l.name.endswith('_proj')]) == 6 * blocks + 1
+  with pytest.raises(ValueError, match='resnet_blocks is a resnet56 setting'):
+    models.recipe('alexnet', resnet_blocks=1)
+  with pytest.raises(ValueError, match='resnet_blocks must be at least 1'):
+    models.recipe('resnet56', resnet_blocks=0)
 
 
 def test_resnet56_structure():
