@@ -249,8 +249,9 @@ def _ragged(rows):
   """int32 RaggedTensor of a list of 1-D sequences (tf.ragged.constant walks Python lists one
   element at a time: seconds for a corpus)."""
   lengths = np.array([len(r) for r in rows], np.int64)
-  flat = np.concatenate([np.asarray(r, np.int32).reshape(-1) for r in rows]) if rows else []
-  return tf.RaggedTensor.from_row_lengths(np.asarray(flat, np.int32), lengths)
+  flat = np.concatenate([np.zeros(0, np.int32)] + [np.asarray(r, np.int32).reshape(-1)
+                                                    for r in rows])
+  return tf.RaggedTensor.from_row_lengths(flat, lengths)
 
 
 def training_batches(sources, targets, token_budget, max_length, seed, start_step, end_step,

@@ -60,10 +60,12 @@ def _child(request, out_path, err_path):
     try:
       runpy.run_module(request['module'], run_name='__main__', alter_sys=True)
       code = 0
-    except SystemExit as e:
-      code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-      if e.code is not None and not isinstance(e.code, int):
+    except SystemExit as e:  # as the interpreter: None is 0, a message is printed and 1
+      if e.code is None or isinstance(e.code, int):
+        code = e.code or 0
+      else:
         print(e.code, file=sys.stderr)
+        code = 1
     except BaseException:  # pylint: disable=broad-except  (as the interpreter would print it)
       traceback.print_exc()
       code = 1
@@ -133,7 +135,7 @@ class Zygote:
   """The test side: starts the zygote on first use and sends it runs."""
 
   def __init__(self):
-    self.proc, self.env = None, None
+    self.proc, self.env, self.log = None, None, None
 
   def _start(self):
     self.env = dict(os.environ, PYTHONPATH=ROOT)

@@ -13,12 +13,13 @@ import pytest
 
 from tests import binary_runner  # pylint: disable=g-import-not-at-top
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = binary_runner.ROOT
 
 # TensorFlow picks oneDNN's bfloat16 kernels from the CPU's features (AVX512_BF16 on the Zen 4,
-# Zen 5 and Xeon machines of this kind; a Zen 3 without AVX-512 falls back to Eigen); capping oneDNN below them (ONEDNN_MAX_CPU_ISA=AVX2, used to check the
-# suite under other kernels) makes TensorFlow abort the process ('could not create a primitive
-# descriptor for the inner product'), so bfloat16 tests cannot run under such a cap.
+# Zen 5 and Xeon machines of this kind; a Zen 3 without AVX-512 falls back to Eigen); capping
+# oneDNN below them (ONEDNN_MAX_CPU_ISA=AVX2, used to check the suite under other kernels) makes
+# TensorFlow abort the process ('could not create a primitive descriptor for the inner
+# product'), so bfloat16 tests cannot run under such a cap.
 BF16_CAPPED = os.environ.get('ONEDNN_MAX_CPU_ISA', '').upper() in {
     'SSE41', 'AVX', 'AVX2', 'AVX2_VNNI', 'AVX512_CORE', 'AVX512_CORE_VNNI'}
 needs_onednn_bfloat16 = pytest.mark.skipif(
