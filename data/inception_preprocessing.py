@@ -6,6 +6,15 @@ Training: a distorted bounding-box crop of the whole image (at least 10% of it c
 ratio 3/4 to 4/3, area 5% to 100%), bilinear resize, random left-right flip, brightness (max
 delta 32/255) then saturation ([0.5, 1.5]) distortion. Evaluation: the central 87.5%, bilinear
 resize. Both scale to [-1, 1].
+
+The colour order is fixed, as slim's: its train_image_classifier.py calls preprocess_image
+without fast_mode (default True), and preprocess_for_train draws the distort_color ordering
+from `num_distort_cases = 1 if fast_mode else 4` cases, so fast mode always takes ordering 0,
+brightness then saturation (the same line is in tensorflow/tpu's copy,
+models/experimental/inception/inception_preprocessing.py, from its first commit, 2018-02-06).
+Only older slim copies drew from 4 cases in fast mode too (ordering 0 one time in four,
+saturation first otherwise); the two orders differ only where the scaled saturation is clamped
+at 1, since a brightness shift of all channels commutes with scaling HSV saturation.
 """
 import tensorflow as tf
 

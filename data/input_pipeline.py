@@ -8,6 +8,8 @@ from data import streaming
 from data.readers import DataError
 
 SPLITS = ('train', 'validation', 'test')
+# The dtype a streamed training stream sends its images in, by Keras dtype policy.
+HOST_IMAGE_DTYPES = {None: tf.float32, 'float32': tf.float32, 'mixed_bfloat16': tf.bfloat16}
 
 
 def num_classes(name):
@@ -63,7 +65,7 @@ def _shuffled_index_stream(n, seed, start):
 def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
                   preprocessing_name=None, validation_size=None, start_step=0,
                   download=False, with_index=False, teacher_view=None, num_steps=None,
-                  image_size=None):
+                  image_size=None, input_context=None, dtype_policy=None):
   """Batches of (image float32 [B, H, W, C], label int32 [B]).
 
   training=True: endless, shuffled, augmented by the chain's training half, full batches
@@ -78,16 +80,24 @@ def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
   A streamed registry entry (ImageNet) is read by data.streaming instead from a prepared tfds
   copy in data_dir (None: tfds' default folder), with the same contract: its training stream
   supplies num_steps batches from start_step, its chain works per example, image_size (the
-  chain's own by default) is the side of its square views.
+  chain's own by default) is the side of its square views. Its training stream also takes:
+  input_context (a tf.distribute.InputContext, as strategy.distribute_datasets_from_function
+  passes it): this input pipeline's share of the split and of every step, as per-replica
+  batches of the global batch_size (data.streaming); dtype_policy 'mixed_bfloat16': images
+  sent as bfloat16, cast on the host as the TPU reference's input pipeline does
+  (tensorflow/tpu models/experimental/inception/inception_v4.py, InputPipeline.dataset_parser),
+  halving what crosses to the device; the model's first layer computes in bfloat16 anyway.
   """
   sources.check_name(name)
   _check_split(split)
   if sources.DATASETS[name].streamed:
     return _streamed(name, split, batch_size, training, data_dir, seed, preprocessing_name,
                      validation_size, start_step, num_steps, image_size,
-                     with_index or teacher_view)
-  if image_size:
-    raise DataError(f'image_size is for streamed datasets; {name} has its chain\'s shape.')
+                     with_index or teacher_view, input_context, dtype_policy)
+  for option, value in (('image_size', image_size), ('input_context', input_context),
+                        ('dtype_policy', dtype_policy)):
+    if value:
+      raise DataError(f'{option} is for streamed datasets; {name} is read into memory.')
   images, labels = load_split(name, split, data_dir, validation_size, download)
   if len(labels) == 0:
     raise DataError(f'split "{split}" of {name} is empty (validation_size=0?).')
@@ -125,7 +135,8 @@ def build_dataset(name, split, *, batch_size, training, data_dir=None, seed=0,
 
 
 def _streamed(name, split, batch_size, training, data_dir, seed, preprocessing_name,
-              validation_size, start_step, num_steps, image_size, for_distillation):
+              validation_size, start_step, num_steps, image_size, for_distillation,
+              input_context, dtype_policy):
   entry = sources.DATASETS[name]
   chain = preprocessing_name or entry.preprocessing
   if chain not in preprocessing.PER_EXAMPLE_CHAINS:
@@ -134,10 +145,14 @@ def _streamed(name, split, batch_size, training, data_dir, seed, preprocessing_n
   if for_distillation:
     raise DataError(f'{name} is streamed: distillation students (with_index, teacher_view) '
                     'read in-memory datasets only.')
+  if dtype_policy not in HOST_IMAGE_DTYPES:
+    raise DataError(f'unknown dtype_policy "{dtype_policy}"; choose one of '
+                    f'{", ".join(p for p in HOST_IMAGE_DTYPES if p)}.')
   train_view, eval_view = preprocessing.PER_EXAMPLE_CHAINS[chain]
   size = image_size or preprocessing.OUTPUT_SHAPES[chain][0]
   return streaming.build_streamed_dataset(
       entry, split, batch_size=batch_size, training=training, data_dir=data_dir, seed=seed,
       start_step=start_step, validation_size=_validation_size(name, validation_size),
       train_view=lambda image, key: train_view(image, key, size),
-      eval_view=lambda image: eval_view(image, size), num_steps=num_steps)
+      eval_view=lambda image: eval_view(image, size), num_steps=num_steps,
+      input_context=input_context, image_dtype=HOST_IMAGE_DTYPES[dtype_policy])

@@ -10,6 +10,14 @@ at step k sees the batches an uninterrupted run would.
 - Training: epoch e reads the shards in an order drawn from (seed, e) and shuffles examples in
   a buffer seeded by (seed, e); a resumed run skips the records its epoch already used (read,
   not decoded). Every example is augmented with the stateless seed (seed, its position).
+- Input pipelines (tf.distribute.InputContext, one per host under
+  `strategy.distribute_datasets_from_function`): pipeline p of P reads only its contiguous
+  share of the training split, the tfds sub-split `train[a_p:a_(p+1)]`, so tfds opens only the
+  shard files holding it (tensorflow_datasets/core/reader.py points multi-host readers to this
+  sub-split API; its own per-file sharding needs more files than pipelines). Each pipeline's
+  stream follows the rules above on its share, supplies global_batch / P examples a step as
+  per-replica batches, and augments its k-th example with the position k P + p, so P = 1 is
+  the single-pipeline stream and a resumed run (same P and batch size) continues exactly.
 - Evaluation: one ordered pass, the last partial batch kept.
 """
 import functools
@@ -82,50 +90,92 @@ def _read(tfds_name, data_dir, spec, shuffle_seed=None):
                     '<data_dir>/downloads/manual, then tfds build).') from None
 
 
+def pipeline_share(validation_size, size, pipeline, num_pipelines):
+  """(tfds split string, examples) of one input pipeline's contiguous share of our `train`
+  split (size examples after the first validation_size of tfds' train split): shares differ
+  by at most one example, and together they are the split, each example once."""
+  begin = validation_size + pipeline * size // num_pipelines
+  end = validation_size + (pipeline + 1) * size // num_pipelines
+  if num_pipelines == 1:
+    return f'train[{validation_size}:]', size  # the whole split, as split_spec names it
+  return f'train[{begin}:{end}]', end - begin
+
+
 def training_examples(tfds_name, data_dir, spec, num_examples, seed, start_position, num_epochs,
-                      decode, shuffle_buffer=SHUFFLE_BUFFER):
-  """(position, example) from position `start_position` for `num_epochs` epochs, every epoch
-  a seeded shard order and shuffle; images are decoded (decode(example)) after the skip."""
+                      decode, shuffle_buffer=SHUFFLE_BUFFER, pipeline=0, num_pipelines=1):
+  """(position, example) from position `start_position` of one pipeline's stream for
+  `num_epochs` epochs, every epoch a seeded shard order and shuffle; images are decoded
+  (decode(example)) after the skip. Positions count this pipeline's examples k as
+  k * num_pipelines + pipeline, so no two pipelines share an augmentation seed."""
   if num_examples <= 0:
     raise DataError(f'the training split of {tfds_name} is empty.')
   start_epoch, offset = divmod(start_position, num_examples)
   stream = None
   for epoch in range(start_epoch, start_epoch + max(num_epochs, 1)):
-    epoch_seed = (seed * 1_000_003 + epoch) % (2 ** 31)
+    # Pipeline 0 keeps the single-pipeline seeds; the others shift theirs.
+    epoch_seed = (seed * 1_000_003 + epoch + pipeline * 7_919) % (2 ** 31)
     examples = _read(tfds_name, data_dir, spec, shuffle_seed=epoch_seed).shuffle(
         shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
     if epoch == start_epoch:
       examples = examples.skip(offset)
     stream = examples if stream is None else stream.concatenate(examples)
-  positions = tf.data.Dataset.range(start_position, start_position + (1 << 62))
+  positions = tf.data.Dataset.range(start_position, start_position + (1 << 62)).map(
+      lambda k: k * num_pipelines + pipeline)
   return tf.data.Dataset.zip((positions, stream)).map(
       lambda position, example: (position, decode(example)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def _pipeline_batches(batch_size, input_context):
+  """(pipeline, pipelines, examples a pipeline supplies a step, its per-replica batch)."""
+  if input_context is None:
+    return 0, 1, batch_size, batch_size
+  pipelines, replicas = input_context.num_input_pipelines, input_context.num_replicas_in_sync
+  if batch_size % replicas or replicas % pipelines:
+    raise DataError(f'the global batch ({batch_size}) must split evenly over {replicas} '
+                    f'replicas in {pipelines} input pipelines; choose a batch size that '
+                    'divides.')
+  return (input_context.input_pipeline_id, pipelines, batch_size // pipelines,
+          input_context.get_per_replica_batch_size(batch_size))
+
+
 def build_streamed_dataset(entry, split, *, batch_size, training, data_dir, seed, start_step,
-                           validation_size, train_view, eval_view, num_steps=None):
-  """Batches of (image float32, label int32) of a streamed registry entry (data.sources):
+                           validation_size, train_view, eval_view, num_steps=None,
+                           input_context=None, image_dtype=tf.float32):
+  """Batches of (image, label int32) of a streamed registry entry (data.sources):
   train_view(image uint8, seed int64 [2]) and eval_view(image) give each example's view.
-  Training streams supply num_steps batches from start_step (one epoch when None)."""
+  Training streams supply num_steps global steps from start_step (one epoch when None), with
+  images cast to image_dtype; with an input_context, this pipeline's share of each step as
+  per-replica batches (see the module docstring). Evaluation images stay float32."""
   spec = split_spec(split, validation_size, entry.test_split)
   size = split_size(entry, data_dir, split, validation_size)
   if size == 0:
     raise DataError(f'split "{split}" of {entry.tfds_name} is empty (validation_size=0?).')
+  if input_context is not None and not training:
+    raise DataError('input_context is for training streams; evaluation reads the whole split.')
   if training:
+    pipeline, pipelines, step_examples, replica_batch = _pipeline_batches(batch_size,
+                                                                          input_context)
+    spec, share = pipeline_share(validation_size, size, pipeline, pipelines)
+    if share == 0:
+      raise DataError(f'input pipeline {pipeline} of {pipelines} has no examples of the '
+                      f'{size} in the training split of {entry.tfds_name}.')
     image_feature = _builder(entry.tfds_name, data_dir).info.features['image']
     decode = lambda example: dict(example, image=image_feature.decode_example(example['image']))
-    start = start_step * batch_size
-    end = start + (num_steps or -(-size // batch_size)) * batch_size
-    num_epochs = -(-end // size) - start // size
-    examples = training_examples(entry.tfds_name, data_dir, spec, size, seed, start,
-                                 num_epochs, decode)
+    steps = num_steps or -(-size // batch_size)
+    start = start_step * step_examples
+    end = start + steps * step_examples
+    num_epochs = -(-end // share) - start // share
+    examples = training_examples(entry.tfds_name, data_dir, spec, share, seed, start,
+                                 num_epochs, decode, pipeline=pipeline, num_pipelines=pipelines)
 
     def view(position, example):
       key = tf.stack([tf.cast(seed, tf.int64), position])
-      return train_view(example['image'], key), tf.cast(example['label'], tf.int32)
+      image = tf.cast(train_view(example['image'], key), image_dtype)
+      return image, tf.cast(example['label'], tf.int32)
     batches = examples.map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    batches = batches.batch(batch_size, drop_remainder=True).take(end // batch_size - start_step)
+    batches = batches.batch(replica_batch, drop_remainder=True).take(
+        steps * (step_examples // replica_batch))
   else:
     batches = _read(entry.tfds_name, data_dir, spec).map(
         lambda example: (eval_view(example['image']), tf.cast(example['label'], tf.int32)),

@@ -7,10 +7,13 @@
   Ids: 0 padding (also the decoder's start symbol, as in tensor2tensor), 1 end of sentence,
   2 unknown. Text is tokenized inside tf.data with tensorflow_text's SentencepieceTokenizer,
   which detokenizes losslessly.
-- Training batches hold up to `token_budget` tokens (source or target, padding included) of
-  similar-length pairs, at most `max_length` tokens each; their order is a pure function of
-  (seed, step), so a resumed run sees the batches an uninterrupted run would. Batch shapes vary
-  with length (CPU/GPU; a TPU run would pad to fixed buckets).
+- Training batches are of similar-length pairs, at most `max_length` tokens each, and hold up
+  to `token_budget` tokens per replica (source or target, padding included; tensor2tensor's
+  per-shard batch_size), R times that on R replicas; their order is a pure function of
+  (seed, step), so a resumed run sees the batches an uninterrupted run would. Batchings:
+  'dynamic' pads each batch to its longest pair (shapes vary: CPU/GPU); 'buckets' pads to
+  tensor2tensor's length buckets with a fixed size per bucket; 'fixed' pads every pair to
+  max_length as tensor2tensor's TPU input_fn does (one shape; longer pairs dropped).
 """
 import os
 
@@ -22,6 +25,7 @@ from data.readers import DataError
 from data.sources import DEFAULT_DATA_DIR
 
 PAD, EOS, UNK = 0, 1, 2
+BATCHINGS = ('dynamic', 'buckets', 'fixed')
 MULTI30K_FILES = {'train': 'train', 'validation': 'val', 'test': 'test2016'}
 SOURCE, TARGET = 'en', 'de'
 
@@ -209,10 +213,20 @@ def bucket_boundaries(max_length, min_length=8, step=1.1):
   return boundaries + [max_length]
 
 
-def bucket_batch_sizes(token_budget, boundaries, multiple):
-  """A bucket's batch size: the token budget over its length, rounded down to a multiple of
-  `multiple` (TPUs: 8, for even shards), at least `multiple`."""
-  return [max(multiple, token_budget // int(b) // multiple * multiple) for b in boundaries]
+def bucket_batch_sizes(token_budget, boundaries, replicas=1):
+  """A bucket's global batch size, tensor2tensor's: the per-replica token budget over the
+  bucket's length (at least 1) on each of `replicas` replicas, so every batch splits evenly
+  (t2t multiplies its per-shard sizes by the shard count the same way)."""
+  return [replicas * max(1, token_budget // int(b)) for b in boundaries]
+
+
+def static_lengths(batching, max_length):
+  """The lengths batches are padded to: tensor2tensor's buckets up to max_length ('buckets';
+  'dynamic' groups by them without padding to them) or max_length alone ('fixed', t2t's TPU
+  input_fn, which pads every example to max_length)."""
+  if batching not in BATCHINGS:
+    raise ValueError(f'unknown batching "{batching}"; choose one of {", ".join(BATCHINGS)}.')
+  return [max_length] if batching == 'fixed' else bucket_boundaries(max_length)
 
 
 def _with_decoder_input(src, tgt):
@@ -221,17 +235,15 @@ def _with_decoder_input(src, tgt):
   return (src, tf.pad(tgt[:, :-1], [[0, 0], [1, 0]], constant_values=PAD)), tgt
 
 
-def bucketed_plan(lengths, token_budget, max_length, seed, epoch, multiple=8):
-  """One epoch's batches for static shapes (TPUs): (indices, bucket length) where every batch
-  of a bucket has the same size, token_budget // length rounded down to a multiple of
-  `multiple` (at least `multiple`); a bucket's remainder sits the epoch out; seeded order."""
+def bucketed_plan(lengths, boundaries, sizes, seed, epoch):
+  """One epoch's batches for static shapes: (indices, length) where every batch of the bucket
+  of that length (the first boundary >= the pair's length) has that bucket's size; a bucket's
+  remainder sits the epoch out (t2t's drop_remainder); seeded order."""
   rng = np.random.default_rng([seed, epoch])
   order = rng.permutation(len(lengths))
-  boundaries = np.array(bucket_boundaries(max_length))
-  buckets = np.searchsorted(boundaries, lengths[order])  # first boundary >= length
+  buckets = np.searchsorted(np.array(boundaries), lengths[order])
   batches = []
-  for b, (length, size) in enumerate(zip(boundaries, bucket_batch_sizes(token_budget, boundaries,
-                                                                         multiple))):
+  for b, (length, size) in enumerate(zip(boundaries, sizes)):
     members = order[buckets == b]
     batches += [(members[i:i + size].tolist(), int(length))
                 for i in range(0, len(members) - size + 1, size)]
@@ -255,15 +267,19 @@ def _ragged(rows):
 
 
 def training_batches(sources, targets, token_budget, max_length, seed, start_step, end_step,
-                     bucketed=False):
+                     batching='dynamic', replicas=1):
   """tf.data stream of steps [start_step, end_step): ((source [B, S], decoder input [B, T]),
-  target [B, T]) int32, the decoder input being the target shifted right behind PAD.
+  target [B, T]) int32, the decoder input being the target shifted right behind PAD; a batch
+  is global (tf.distribute splits it among the `replicas`), token_budget per replica.
 
   Pairs with a side longer than max_length are left out (tensor2tensor's max_length). The plan
   of the needed batches is computed up front, so the pipeline is TensorFlow ops only.
-  bucketed=True (TPUs need static shapes): every batch is padded to its length bucket and has
-  that bucket's fixed size, so there are at most len(bucket_boundaries(max_length)) shapes.
+  'buckets' and 'fixed' (static shapes, for TPUs) pad every batch to its length
+  (static_lengths) with that length's fixed size, a multiple of `replicas`.
   """
+  static = batching != 'dynamic'
+  boundaries = static_lengths(batching, max_length)
+  sizes = bucket_batch_sizes(token_budget, boundaries, replicas)
   keep = [i for i in range(len(sources))
           if len(sources[i]) <= max_length and len(targets[i]) <= max_length]
   if not keep:
@@ -271,11 +287,11 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
   lengths = np.array([max(len(sources[i]), len(targets[i])) for i in keep])
   plan, epoch = [], 0
   while len(plan) < end_step:
-    more = (bucketed_plan(lengths, token_budget, max_length, seed, epoch) if bucketed
-            else [(b, 0) for b in batch_plan(lengths, token_budget, seed, epoch)])
+    more = (bucketed_plan(lengths, boundaries, sizes, seed, epoch) if static
+            else [(b, 0) for b in batch_plan(lengths, token_budget * replicas, seed, epoch)])
     if not more:
-      raise DataError(f'no bucket holds a full batch of {token_budget} tokens; lower '
-                      '--batch_size or use dynamic batching.')
+      raise DataError(f'no length holds a full batch of {token_budget} tokens per replica '
+                      f'({batching} batching, {len(keep)} pairs); lower --batch_size.')
     plan += more
     epoch += 1
   plan = plan[start_step:end_step]
@@ -283,8 +299,8 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
   target_ids = _ragged([targets[i] for i in keep])
 
   def gather(batch, length):
-    # Bucketed: padded to the bucket's length; dynamic (length 0): each side to its longest.
-    shape = tf.stack([tf.size(batch), length]) if bucketed else None
+    # Static: padded to the batch's length; dynamic (length 0): each side to its longest.
+    shape = tf.stack([tf.size(batch), length]) if static else None
     return _with_decoder_input(tf.gather(source_ids, batch).to_tensor(PAD, shape=shape),
                                tf.gather(target_ids, batch).to_tensor(PAD, shape=shape))
 
@@ -295,17 +311,17 @@ def training_batches(sources, targets, token_budget, max_length, seed, start_ste
 
 
 def streamed_training_batches(pairs, vocabulary, token_budget, max_length, seed, start_step,
-                              end_step, bucketed=False, shuffle_buffer=100_000):
+                              end_step, batching='dynamic', replicas=1, shuffle_buffer=100_000):
   """The training stream of a corpus too large for memory (WMT14): like training_batches, from
   tf.data `pairs` of strings. Epoch e permutes each block of shuffle_buffer pairs of the prepared
   (already shuffled) order by (seed, e, block),
   tokenizes them in the pipeline, drops pairs longer than max_length and batches by length
-  buckets (tensor2tensor's; bucketed=True pads every batch to its bucket with a fixed size per
-  bucket, for TPUs). Resuming at step k replays the stream's first k batches without the model
-  (tokenizing and batching only: minutes on a TPU host for WMT14) so it continues exactly."""
-  boundaries = bucket_boundaries(max_length)
-  multiple = 8 if bucketed else 1
-  sizes = bucket_batch_sizes(token_budget, boundaries, multiple)
+  (static_lengths; 'dynamic' by tensor2tensor's buckets, each batch padded to its longest pair)
+  with each length's batch size (bucket_batch_sizes). Resuming at step k replays the stream's
+  first k batches without the model (tokenizing and batching only: minutes on a TPU host for
+  WMT14) so it continues exactly."""
+  boundaries = static_lengths(batching, max_length)
+  sizes = bucket_batch_sizes(token_budget, boundaries, replicas)
   def shuffled(epoch):  # blocks of shuffle_buffer pairs, each permuted by (seed, epoch, block)
     def permute(block, pair):
       key = tf.stack([tf.constant(seed, tf.int64), epoch * (1 << 32) + block])
@@ -320,8 +336,9 @@ def streamed_training_batches(pairs, vocabulary, token_budget, max_length, seed,
       lambda src, tgt: tf.maximum(tf.size(src), tf.size(tgt)) <= max_length)
   batches = tokens.bucket_by_sequence_length(
       lambda src, tgt: tf.maximum(tf.size(src), tf.size(tgt)),
-      bucket_boundaries=[b + 1 for b in boundaries], bucket_batch_sizes=sizes + [multiple],
-      padding_values=(PAD, PAD), pad_to_bucket_boundary=bucketed, drop_remainder=True)
+      bucket_boundaries=[b + 1 for b in boundaries], bucket_batch_sizes=sizes + [replicas],
+      padding_values=(PAD, PAD), pad_to_bucket_boundary=batching != 'dynamic',
+      drop_remainder=True)
   return batches.map(_with_decoder_input).skip(start_step).take(
       end_step - start_step).prefetch(tf.data.AUTOTUNE)
 

@@ -1,7 +1,11 @@
-"""Across-seed summaries of paired runs: is a difference between two networks beyond seed noise?
+"""Verdicts on the paper's claims: is a difference between two networks beyond seed noise (paired
+runs over seeds), or beyond the sampling error of one evaluation set (one run each)?
 
 Table 4's claim compares two students trained with the same seed (same initialization, data
 order and augmentation), so the per-seed difference is the statistic, with a paired t-test.
+A claim made from one run per network can only be tested against the binomial error of the
+accuracies it compares. Each rule answers one of: holds, the opposite holds, not established
+(seeds disagree), not observable (one seed, or a difference inside the sampling error).
 """
 import numpy as np
 from scipy import stats
@@ -29,7 +33,9 @@ def paired_difference(a, b):
 
 def verdict(difference, expected_sign, level=0.05):
   """Whether a paired difference shows the expected sign beyond seed noise (two-sided test)."""
-  if not difference['p_value'] < level:  # NaN (one seed, or no spread) included
+  if difference['n'] < 2:
+    return 'not observable with one seed'
+  if not difference['p_value'] < level:  # NaN (no spread) included
     return 'not established beyond seed noise'
   if np.sign(difference['mean']) == expected_sign:
     return 'holds beyond seed noise'
@@ -57,3 +63,18 @@ def summarize_seeds(errors_by_seed, claims):
     checked.append(dict(claim, **difference,
                         verdict=verdict(difference, claim['expected_sign'])))
   return {'seeds': seeds, 'networks': summary, 'claims': checked}
+
+
+def accuracy_difference_se(first, second, num_examples):
+  """Standard error of first - second, two accuracies (fractions) on `num_examples` examples
+  each, as independent binomials (conservative for two networks scored on the same images)."""
+  return float(np.sqrt((first * (1 - first) + second * (1 - second)) / num_examples))
+
+
+def sampling_verdict(difference, standard_error, expected_sign, z=1.96):
+  """One run per side: does `difference` show the expected sign beyond z standard errors?"""
+  if abs(difference) <= z * standard_error:
+    return f'not observable at this precision (+-{z * standard_error:.2f}, 95%)'
+  if np.sign(difference) == expected_sign:
+    return 'holds beyond sampling error'
+  return 'the opposite holds beyond sampling error'

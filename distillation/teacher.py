@@ -7,12 +7,14 @@ crop offset and flip, the student's 24x24 crop being the centre of the teacher's
 cached: one pass of the teacher over the clean training images, looked up by example index;
 exact for students without augmentation (MNIST), an approximation for augmented ones, faster.
 """
+import os
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 import data
-from data import preprocessing
+from data import preprocessing, run_files
 from distillation.losses import DistillationLoss
 from distillation.smoothness import smoothness_index
 from models import training
@@ -26,6 +28,23 @@ def teacher_train_logits(teacher_dir, student_config, data_dir=None):
                           data_dir=data_dir, preprocessing_name=teacher_config.preprocessing,
                           validation_size=student_config.validation_size)
   return training.predict_logits(teacher, ds)
+
+
+TRAIN_LOGITS = 'train_logits.npz'  # beside a teacher's weights: gamma and T* from committed files
+
+
+def recorded_train_logits(teacher_dir, data_dir=None):
+  """(logits, labels) of a finished teacher on its own clean training split, read from
+  train_logits.npz beside its weights (computed and written on first use), so that its
+  smoothness index and a matched temperature can be recomputed by anyone from the run folder."""
+  path = os.path.join(teacher_dir, TRAIN_LOGITS)
+  if not run_files.gfile.exists(path):
+    config, stored_data_dir = training.read_run_config(teacher_dir)
+    logits, labels = teacher_train_logits(teacher_dir, config, data_dir or stored_data_dir)
+    run_files.write_npz(path, logits=np.asarray(logits, np.float32), labels=labels)
+  values = run_files.read_npz(path, fix='delete it: it is computed again from '
+                              'model.weights.h5 beside it')
+  return values['logits'], values['labels']
 
 
 def _check_same_split(teacher_dir, teacher_config, student_config):

@@ -1,6 +1,7 @@
 """Flags and start-up shared by the binaries: recipe overrides, strategy, one-line user errors."""
 import dataclasses
 import os
+import signal
 import sys
 import time
 import typing
@@ -37,8 +38,10 @@ def define_runtime_flags():
   flags.DEFINE_string('tpu', None, 'TPU name or address for --strategy=tpu.')
   flags.DEFINE_integer('num_cpu_devices', 1, 'Split the CPU into this many logical devices '
                        '(for testing --strategy=mirrored without accelerators).', lower_bound=1)
-  flags.DEFINE_boolean('jit_compile', False, 'XLA-compile the train step (fails under '
-                       'MirroredStrategy on logical CPU devices; never faster on CPU here).')
+  flags.DEFINE_boolean('jit_compile', False, 'XLA-compile the train step; --strategy=default '
+                       'only (Keras fails with it across replicas, keras-team/keras#19005; '
+                       'TPUStrategy compiles with XLA anyway). Never faster on CPU here.')
+  flags.register_multi_flags_validator(['jit_compile', 'strategy'], _check_jit_compile)
   flags.DEFINE_integer('checkpoint_every', 1000, 'Checkpoint and log every N steps.',
                        lower_bound=1)
   flags.DEFINE_integer('steps_per_execution', 0, 'Training steps per call into the compiled '
@@ -49,6 +52,17 @@ def define_runtime_flags():
   flags.DEFINE_integer('stop_after_steps', None, 'Stop every run at this step without '
                        'evaluating, as a kill would (for time-boxed jobs); rerun to continue.',
                        lower_bound=1)
+
+
+def _check_jit_compile(values):
+  """Refused rather than ignored: a command (or a benchmark's record) saying XLA must not run
+  without it, and the refusal comes at flag parsing, before any run starts."""
+  if values['jit_compile'] and values['strategy'] != 'default':
+    why = ('TPUStrategy compiles every step with XLA already' if values['strategy'] == 'tpu'
+           else "Keras's XLA train step fails across replicas (keras-team/keras#19005)")
+    raise flags.ValidationError(f'--jit_compile does not apply under --strategy='
+                                f'{values["strategy"]}: {why}; drop --jit_compile.')
+  return True
 
 
 def _calling_module():
@@ -189,12 +203,17 @@ def provenance(run_dirs, data_dir=None):
 
 
 def run(main):
-  """app.run(main), with user mistakes reported as one line instead of a traceback."""
+  """app.run(main), with user mistakes reported as one line instead of a traceback, and
+  SIGTERM or Ctrl-C ending it with one line on how to resume (models.training saves a
+  checkpoint first when the signal comes during training)."""
   def guarded(argv):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from data import DataError  # pylint: disable=g-import-not-at-top
-    from models.training import RunDirError, TrainingDivergedError  # pylint: disable=g-import-not-at-top
+    from models.training import RunDirError, Stopped  # pylint: disable=g-import-not-at-top
+    from models.training import TrainingDivergedError  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.WARNING)  # keep tf.distribute's INFO chatter out of progress
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+      signal.signal(signal.SIGTERM, _terminated)  # by default it ends the process without a word
     try:
       main(argv)
     except (DataError, RunDirError, TrainingDivergedError, ValueError) as e:
@@ -203,7 +222,22 @@ def run(main):
       _fail(f'{e.strerror or e}: {e.filename or ""}; check the paths given in the flags.')
     except tf.errors.OpError as e:  # the same through TensorFlow's file systems (gs://)
       _fail(f'{e.message.splitlines()[0]}; check the paths given in the flags.')
+    except Stopped as e:
+      _stop(str(e), e.exit_code)
+    except KeyboardInterrupt:
+      _stop(_OUTSIDE_TRAINING.format(signal='Ctrl-C (SIGINT)'), 128 + signal.SIGINT)
   app.run(guarded)
+
+
+# A signal outside training: while building, evaluating or writing results (atomically).
+_OUTSIDE_TRAINING = ('stopped by {signal} outside training (finished work is kept); rerun the '
+                     'same command to resume from the last checkpoint.')
+
+
+def _terminated(signum, frame):
+  del frame
+  from models.training import Stopped  # pylint: disable=g-import-not-at-top
+  raise Stopped(_OUTSIDE_TRAINING.format(signal='SIGTERM'), signum)
 
 
 def run_with_defaults(main, **defaults):
@@ -216,3 +250,10 @@ def run_with_defaults(main, **defaults):
 def _fail(message):
   print(f'error: {message}', file=sys.stderr)
   sys.exit(1)
+
+
+def _stop(message, exit_code):
+  """One line and the status of a process ended by the signal (128 + its number), so a job
+  system or a retry loop counts the run as unfinished."""
+  print(message, file=sys.stderr)
+  sys.exit(exit_code)

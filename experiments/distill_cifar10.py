@@ -138,10 +138,11 @@ def _write_section(points, planned):
 
 
 def _finished_points(grid, runs, contrast_seeds):
-  """The points of the finished planned runs (the contrasts once the grid has finished)."""
+  """The points of the finished planned runs and of the finished contrast runs (chosen from
+  the first seed's points so far)."""
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
   points = [p for run in runs if (p := section.finished_point(run, FLAGS.output_dir))]
-  if len(points) == len(runs):
+  if points:
     points += [p for run in section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
                if (p := section.finished_point(run, FLAGS.output_dir))]
   return points
@@ -162,44 +163,62 @@ def main(argv):
       FLAGS.teacher_train_steps or FLAGS.train_steps,
       FLAGS.student_train_steps or FLAGS.train_steps, FLAGS.teacher_outputs,
       section.reuse_index(FLAGS.reuse_dirs))
+  grid = section.matched_temperatures(grid, FLAGS.data_dir)
   contrast_seeds = [int(s) for s in FLAGS.contrast_seeds]
-  runs = grid.grid_runs() + [grid.run('student_on_the_fly', float(t), seeds[0])
-                             for t in FLAGS.on_the_fly_temperatures]
-  planned = len(runs) + 3 * len(contrast_seeds)
+  planned = (len(grid.grid_runs()) + len(seeds) * len(grid.unsolved()) +
+             len(FLAGS.on_the_fly_temperatures) +
+             len(contrast_seeds) * section.contrasts_per_seed(grid))
   write = lambda points: _write_section(points, planned)
   if FLAGS.finished_only:
-    points = _finished_points(grid, runs, contrast_seeds)
+    points = _finished_points(grid, _runs(grid), contrast_seeds)
     if not points:
       raise ValueError(f'none of the planned runs under {FLAGS.output_dir} has finished yet.')
     write(points)
-  elif not _sweep(grid, runs, contrast_seeds, write):
+  elif not _sweep(grid, contrast_seeds, write):
     return
   from experiments import report  # pylint: disable=g-import-not-at-top
   print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_cifar10'])))
 
 
-def _sweep(grid, runs, contrast_seeds, write):
-  """Prints the plan, then trains the runs in order and the contrasts chosen from them; True
-  when all have finished."""
+def _runs(grid):
+  """The grid's runs that can be named now, and the cached-outputs check."""
+  return grid.grid_runs() + [grid.run('student_on_the_fly', float(t), grid.seeds[0])
+                             for t in FLAGS.on_the_fly_temperatures]
+
+
+def _sweep(grid, contrast_seeds, write):
+  """Prints the plan, then trains the teachers, the students (with the T* students solved from
+  the finished teachers) and the contrasts chosen from them; True when all have finished."""
   import data  # pylint: disable=g-import-not-at-top
   from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
   kwargs = common.train_kwargs()
   num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
+  runs = _runs(grid)
   # Once the grid has finished, its points name the contrast runs: they are planned like the rest.
   known = (section.contrast_runs(grid, _finished_points(grid, runs, []), contrast_seeds,
                                  FLAGS.split)
-           if all(section.status(r) == 'finished' for r in runs) else [])
+           if not grid.unsolved() and all(section.status(r) == 'finished' for r in runs)
+           else [])
   todo = [r for r in runs + known if section.remaining_steps(r, num_train)]
   step_seconds = _measure(todo or runs[:1], kwargs['strategy'])
-  count = 0 if known else 3 * len(contrast_seeds)
-  later = section.contrast_seconds(grid, num_train, step_seconds, count)
-  print('\n'.join(section.plan_lines(runs + known, num_train, step_seconds,
-                                     (count, contrast_seeds, later))),
-        flush=True)
+  later = section.later_runs(grid, num_train, step_seconds, contrast_seeds, bool(known))
+  print('\n'.join(section.plan_lines(runs + known, num_train, step_seconds, later)), flush=True)
   if FLAGS.dry_run:
     return False
-  points = []
-  if not _train_all(runs, num_train, step_seconds, later, kwargs, points, write):
+  points, later_seconds = [], sum(seconds for _, seconds in later)
+  teachers = grid.teachers()
+  students = lambda: _runs(grid)[len(teachers):]
+  if not _train_all(teachers, num_train, step_seconds,
+                    later_seconds + sum(section.estimated_seconds(r, num_train, step_seconds)
+                                        for r in students()), kwargs, points, write):
+    return False
+  grid = section.matched_temperatures(grid, FLAGS.data_dir)  # every teacher has finished
+  if grid.matched:
+    print('T* (the hard teacher\'s temperature at each smoothed teacher\'s gamma): ' +
+          ', '.join(f'alpha {a:g}: {t:.4f}' for a, t in sorted(grid.matched.items())), flush=True)
+  later_seconds = section.contrast_seconds(
+      grid, num_train, step_seconds, len(contrast_seeds) * section.contrasts_per_seed(grid))
+  if not _train_all(students(), num_train, step_seconds, later_seconds, kwargs, points, write):
     return False
   contrasts = section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
   if contrasts:

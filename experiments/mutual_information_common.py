@@ -77,8 +77,11 @@ def _main(argv):
   num_examples = points[curves[0][0]]['settings']['num_examples']
   run_files.make_dir(FLAGS.output_dir)
   stem = os.path.join(FLAGS.output_dir, 'mutual_information')
+  first_config, _ = training.read_run_config(run_dirs[0])
+  drops = recipes.learning_rate_drops(
+      first_config, training.finished_results(run_dirs[0])['steps_trained'])
   figures.mutual_information_figure(curves, num_examples, stem,
-                                    f'{FLAGS.model} on {FLAGS.dataset}, classes {classes}')
+                                    f'{FLAGS.model} on {FLAGS.dataset}, classes {classes}', drops)
   result = {'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
             'num_examples': num_examples, 'runs': points}
   if FLAGS.init_seeds:

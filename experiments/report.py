@@ -6,6 +6,7 @@ Reads every table the section binaries wrote under --results_dir, and shows a fo
 """
 import math
 import os
+import re
 import statistics
 
 from absl import flags
@@ -147,23 +148,32 @@ def cifar10_distillation_section(results_dir, where, table):
       spread = f' [{r["min"]:.2f}, {r["max"]:.2f}]' if r['n'] > 1 else ''
       lines.append(_row([group.replace('_', ' '), f'{r["setting"]:g}', f'{r["gamma"]:.3f}',
                          f'{r["mean"]:.2f}{spread}', str(r['n'])]))
-  found = table.get('findings', {})
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+  found = section.findings(table['points'], split)  # the current rules on the stored points
   lines += ['', 'Paper findings (Section 4, Figure 5):', '']
   for key in ('teacher_improves', 'every_temperature_beats_baseline'):
     if key in found:
       f = found[key]
-      lines.append(f'- {f["text"]}: {f["observed"]}: **{f["verdict"]}**.')
-  paired = found.get('paired')
-  for claim in (paired or {}).get('claims', []):
-    lines.append(f'- {claim["text"]}: {claim["first"]} - {claim["second"]} over '
-                 f'{claim["n"]} seed(s): {claim["mean"]:+.2f} +- {claim["std"]:.2f} points '
-                 f'(two-sided paired p = {claim["p_value"]:.3f}): **{claim["verdict"]}**.')
+      lines.append(f'- {f["text"]}: {f["observed"]} (test: {f["test"]}): **{f["verdict"]}**.')
+  for claim in found['smoothed_at_matched_gamma'] + (found['paired'] or {}).get('claims', []):
+    lines.append(f'- {_claim_line(claim)}')
   for row in table.get('on_the_fly_check', []):
     lines.append(f'- cached teacher outputs against the teacher on the fly (T = '
                  f'{row["temperature"]:g}, seed {row["seed"]}): {row["cached"]:.2f} vs '
                  f'{row["on_the_fly"]:.2f} ({row["cached"] - row["on_the_fly"]:+.2f}).')
   lines.append('')
   return lines
+
+
+def _claim_line(claim):
+  """A verdict with its test and precision: a paired difference over seeds, or one observation."""
+  if 'p_value' not in claim:
+    return (f'{claim["text"]}: {claim["mean"]:+.2f} points ({claim["test"]}): '
+            f'**{claim["verdict"]}**.')
+  pair = f'{claim["first"]} - {claim["second"]}: ' if 'first' in claim else ''
+  return (f'{claim["text"]}: {pair}{claim["mean"]:+.2f} +- {claim["std"]:.2f} points over '
+          f'{claim["n"]} seed(s) (two-sided paired p = {claim["p_value"]:.3f}): '
+          f'**{claim["verdict"]}**.')
 
 
 def penultimate_section(results_dir, where, table):
@@ -237,19 +247,139 @@ def translation_section(results_dir, where, table):
   if s and 'claims' in s:
     from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
     lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', '']
-    lines += section.claim_lines(s['claims'])
-    if 'across_seeds' in s:
-      lines += ['', f'Across seeds {s["across_seeds"]["seeds"]} (paired by seed):', '']
-      lines += section.seed_claim_lines(s['across_seeds'])
+    claims, across = section.recorded_claims(table)  # the current rules on stored numbers
+    lines += section.claim_lines(claims)
+    if across:
+      lines += ['', f'Across seeds {across["seeds"]} (paired by seed):', '']
+      lines += section.seed_claim_lines(across)
   lines.append('')
   return lines
 
 
-SECTIONS = {'accuracy': accuracy_section, 'penultimate': penultimate_section,
-            'calibration': calibration_section, 'distillation_mnist': distillation_section,
-            'distillation_cifar10': cifar10_distillation_section,
-            'mutual_information': mutual_information_section,
-            'translation': translation_section}
+def _seed_test(claim):
+  """A summarize_seeds claim's verdict with its test and precision."""
+  if claim['n'] < 2:
+    return f'**{claim["verdict"]}** ({claim["mean"]:+.2f}, one seed)'
+  return (f'**{claim["verdict"]}** (paired t-test over {claim["n"]} seeds: {claim["mean"]:+.2f} '
+          f'+- {claim["std"]:.2f}, p = {claim["p_value"]:.3f})')
+
+
+def _observed(text):
+  return f'observed only (one run, no precision computed): {text}'
+
+
+def accuracy_claims(table):
+  rows = {r['alpha']: r for r in table['rows']}
+  smoothed = min((a for a in rows if a > 0), key=lambda a: abs(a - 0.1), default=None)
+  if 0.0 not in rows or smoothed is None:
+    return []
+  d = rows[smoothed]['accuracy'] - rows[0.0]['accuracy']
+  return [('Table 2: label smoothing leaves accuracy about unchanged (e.g. AlexNet 86.8 / 86.7)',
+           _observed(f'alpha {smoothed:g} minus alpha 0: {d:+.2f} points, '
+                     f'{rows[0.0]["num_seeds"]} seed(s)'))]
+
+
+def calibration_claims(table):
+  s = table.get('summary', {})
+  if not s.get('label_smoothing') or not s.get('temperature_scaled'):
+    return []
+  ls, ts = s['label_smoothing'], s['temperature_scaled']
+  return [('Table 3 / Figure 2: label smoothing calibrates about as well as temperature scaling',
+           _observed(f'ECE {s["hard_targets_ece"]:.3f} hard targets, {ts["ece"]:.3f} '
+                     f'temperature scaled (T {ts["temperature"]:.2f}), {ls["ece"]:.3f} with the '
+                     f'best alpha trained ({ls["alpha"]:g})'))]
+
+
+def distillation_claims(table):
+  return [(f'Table 4: {c["text"]}', _seed_test(c))
+          for c in table['summary'].get('claims', []) if c['n'] > 1]
+
+
+def cifar10_distillation_claims(table):
+  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+  found = section.findings(table['points'], table['split'])
+  out = [(f'Figure 5: {found[k]["text"]}', f'**{found[k]["verdict"]}** ({found[k]["test"]}: '
+          f'{found[k]["observed"]})')
+         for k in ('teacher_improves', 'every_temperature_beats_baseline') if k in found]
+  for c in found['smoothed_at_matched_gamma'] + (found['paired'] or {}).get('claims', []):
+    test = _seed_test(c) if 'p_value' in c else (f'**{c["verdict"]}** ({c["test"]}: '
+                                                  f'{c["mean"]:+.2f})')
+    out.append((f'Figure 5: {c["text"]}', test))
+  return out
+
+
+def penultimate_claims(table):
+  panels = table['panels']
+  train = sorted(k for k in panels if k.endswith('train'))
+  if len(train) < 2:
+    return []
+  return [('Figure 1: label smoothing makes the clusters tighter and equidistant',
+           _observed(', '.join(f'{k}: spread/distance {panels[k]["spread_over_distance"]:.3f}, '
+                               f'equidistance {panels[k]["equidistance"]:.3f}' for k in train)))]
+
+
+def mutual_information_claims(table):
+  finals = ', '.join(f'{label}: final - log 2 {run["mutual_information"][-1] - math.log(2):+.3f}'
+                     for label, run in table['runs'].items())
+  return [('Figure 6: the mutual information rises, then decays towards log 2, more so with '
+           'label smoothing', _observed(finals))]
+
+
+def translation_claims(table):
+  if 'claims' not in table.get('summary', {}):
+    return []
+  from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
+  claims, across = section.recorded_claims(table)
+  if across:
+    return [(f'Figure 4 / Table 3: {c["text"]}', _seed_test(c)) for c in across['claims']]
+  return [(f'Figure 4 / Table 3: {c["claim"]}',
+           f'**{"holds" if c["holds"] else "does not hold"}** (one seed, no precision: '
+           f'{c["evidence"]})') for c in claims]
+
+
+# kind -> (its section's lines in the report, its rows of the claims table)
+SECTIONS = {'accuracy': (accuracy_section, accuracy_claims),
+            'penultimate': (penultimate_section, penultimate_claims),
+            'calibration': (calibration_section, calibration_claims),
+            'distillation_mnist': (distillation_section, distillation_claims),
+            'distillation_cifar10': (cifar10_distillation_section, cifar10_distillation_claims),
+            'mutual_information': (mutual_information_section, mutual_information_claims),
+            'translation': (translation_section, translation_claims)}
+
+
+def _anchor(title):
+  """GitHub's anchor of a markdown heading."""
+  text = re.sub(r'[^\w\- ]', '', title.lstrip('#').strip().lower())
+  return '#' + text.replace(' ', '-')
+
+
+def _setting(results_dir, where, result):
+  """The first bold phrase of the folder's NOTE.md (what the numbers are: data, schedule), the
+  data and the seeds."""
+  note = next((line for line in _heading(results_dir, where, result, '')[2:3]
+               if line.startswith('**')), '')
+  bold = note.split('**')[1] if note.count('**') >= 2 else 'no NOTE.md: see the section'
+  record = result['provenance']
+  if not record.get('recorded', True):
+    return bold
+  data = ', '.join(f'{name} {identity}' for name, identity in record['data'].items())
+  return f'{bold}; {data}; seeds {", ".join(map(str, record["seeds"]))}'
+
+
+def claims_table(results_dir):
+  """One row per claim of the paper checked by a result: the claim, our setting, the verdict
+  with its test and precision, and a link to the section below."""
+  lines = ['## The paper\'s claims at a glance', '',
+           'Each verdict says what was tested and at what precision; "observed only" rows are '
+           'numbers without a test. The sections below give every number.', '',
+           *_table_head(['claim (paper)', 'our setting', 'verdict (test, precision)', 'section'])]
+  for kind, where, result in section_results.read_all(results_dir):
+    render, claims = SECTIONS[kind]
+    title = render(results_dir, where, result)[0]
+    for claim, verdict in claims(result):
+      lines.append(_row([claim, _setting(results_dir, where, result), verdict,
+                         f'[{where}]({_anchor(title)})']))
+  return lines + ['']
 
 
 def _single_seed_summary(result):
@@ -267,13 +397,14 @@ def section_lines(results_dir, kinds=tuple(SECTIONS)):
   """The report's lines for every result of these kinds below results_dir."""
   lines = []
   for kind, where, result in section_results.read_all(results_dir, kinds):
-    lines += SECTIONS[kind](results_dir, where, result)
+    lines += SECTIONS[kind][0](results_dir, where, result)
   return lines
 
 
 def build_report(results_dir):
   return '\n'.join(['# Results beside the paper and the replication', '',
                     f'Paper: {ref.PAPER}. Replication: {ref.REPLICATION}.', '',
+                    *claims_table(results_dir), '## Sections', '',
                     *section_lines(results_dir)])
 
 

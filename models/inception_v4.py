@@ -2,12 +2,33 @@
 a scale (gamma) added to every batch norm, which slim's own lacks.
 
 Every convolution is conv (no bias) + batch norm (decay 0.9997, epsilon 0.001, slim's
-inception arg scope) + ReLU. The auxiliary head (from Mixed_6h, weight 0.4 in the TPU
-reference) is an option; dropout keeps 0.8 of the pooled features, as slim.
+inception arg scope) + ReLU, its kernel drawn as slim's arg scope draws it (_conv_initializer);
+the logits layers have slim's fully_connected defaults (Glorot uniform, zero bias), as Keras's
+Dense. The auxiliary head (from Mixed_6h, weight 0.4 in the TPU reference and in the recipe)
+needs views of at least AUX_HEAD_MIN_INPUT pixels; dropout keeps 0.8 of the pooled features, as
+slim.
 """
 import keras
 
 from models.batch_norm import FusedBatchNormalization
+
+
+# Standard deviation of a unit normal truncated at +-2 (Keras's VarianceScaling divides by it).
+_TRUNCATED_STD = 0.87962566103423978
+# The smallest square input whose Mixed_6h grid (5 x 5) holds the auxiliary head's 5x5 pool, as
+# in slim, whose VALID pool fails on smaller grids too.
+AUX_HEAD_MIN_INPUT = 107
+
+
+def _conv_initializer():
+  """slim.variance_scaling_initializer() (slim/nets/inception_utils.py, inception_arg_scope: the
+  defaults factor 2.0, FAN_IN, uniform False). TF1's implementation
+  (tensorflow/contrib/layers/python/layers/initializers.py) draws truncated_normal(0,
+  sqrt(1.3 * 2 / fan_in)), cut at 2 of those deviations, so the kernel's standard deviation is
+  0.8796 * sqrt(2.6 / fan_in) = 1.00295 sqrt(2 / fan_in); Keras's VarianceScaling divides by
+  the exact 0.8796 instead of sqrt(1.3), so its scale is chosen to draw the same distribution."""
+  return keras.initializers.VarianceScaling(2.0 * 1.3 * _TRUNCATED_STD ** 2, 'fan_in',
+                                            'truncated_normal')
 
 
 class _Arch:
@@ -24,7 +45,7 @@ class _Arch:
 def _conv(x, filters, kernel, name, arch, strides=1, padding='same'):
   x = keras.layers.Conv2D(arch.filters(filters), kernel, strides, padding=padding,
                           use_bias=False, kernel_regularizer=arch.regularizer, name=name,
-                          kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01))(x)
+                          kernel_initializer=_conv_initializer())(x)
   x = FusedBatchNormalization(momentum=0.9997, epsilon=0.001, name=name + '_bn')(x)
   return keras.layers.ReLU(name=name + '_relu')(x)
 
@@ -140,6 +161,9 @@ def inception_v4(num_classes=1000, input_shape=(299, 299, 3), weight_decay=0.0,
   x = _reduction_a(x, arch)
   for i in range(blocks[1]):
     x = _block_b(x, f'Mixed_6{"bcdefgh"[i]}', arch)
+  if aux_head and x.shape[1] < 5:
+    raise ValueError(f'the auxiliary head needs inputs of at least {AUX_HEAD_MIN_INPUT} pixels '
+                     f'(got {input_shape[0]}); build without it for smaller ones.')
   aux = _aux_head(x, num_classes, arch) if aux_head else None
   x = _reduction_b(x, arch)
   for i in range(blocks[2]):

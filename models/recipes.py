@@ -8,6 +8,7 @@ import math
 from typing import Optional, Tuple
 
 from data import preprocessing, sources
+from models.inception_v4 import AUX_HEAD_MIN_INPUT
 
 
 @dataclasses.dataclass
@@ -32,7 +33,7 @@ class TrainConfig:
   loss_multiplier: float = 1.0
   weight_decay: float = 0.0
   clip_norm: float = 0.0              # global-norm clipping; 0 = off
-  ema_decay: float = 0.0              # evaluate an exponential moving average of the weights
+  ema_decay: float = 0.0              # evaluate TF-slim's moving average of the weights
   select_by_validation: bool = False  # keep the checkpoint with the best validation accuracy
   preprocessing: str = 'mnist'
   image_size: Optional[int] = None    # per-example chains: view side (None: the chain's own)
@@ -94,8 +95,9 @@ TrainConfig.HELP = {
     'clip_norm': 'Global-norm gradient clipping (0: off).',
     'select_by_validation': 'Keep (save and evaluate) the weights of the checkpoint with the '
                             'best validation accuracy, not the last (the paper\'s Inception-v4).',
-    'ema_decay': 'Decay of an exponential moving average of the trainable weights, which are '
-                 'replaced by it for evaluation and saving (0: off; Inception-v4: 0.9999).',
+    'ema_decay': 'Decay of TF-slim\'s moving average of all model variables, batch-norm '
+                 'statistics included, at step n min(decay, (1 + n) / (10 + n)); it is scored, '
+                 'saved and evaluated in place of the weights (0: off; Inception-v4: 0.9999).',
     'preprocessing': 'Augmentation chain.',
     'image_size': 'Side of the square views of a per-example chain (streamed datasets; default: '
                   'the chain\'s own, 299 for inception).',
@@ -104,8 +106,9 @@ TrainConfig.HELP = {
     'width_multiplier': 'inception_v4 filters scaled by this (1: the paper\'s network).',
     'resnet_blocks': 'resnet56 basic blocks per stage, depth 6n + 2 (9: ResNet-56, the paper\'s; '
                      'fewer only to exercise the plumbing quickly, as the tests do).',
-    'aux_loss_weight': 'inception_v4 auxiliary head (from Mixed_6h) and its loss weight (0: no '
-                       'head, the paper\'s parameter count; 0.4: the TPU reference).',
+    'aux_loss_weight': 'inception_v4 auxiliary head (from Mixed_6h) and its loss weight, label '
+                       'smoothing applied as to the main loss (recipe 0.4, as slim and the TPU '
+                       'reference; 0: no head, needed for views under 107 px).',
     'init_variance': 'fc Gaussian init variance (default 0.0009, i.e. std 0.03: the reading '
                      'that reproduces the paper; 0.03 is the literal reading of its text, see '
                      'models/recipes.py).',
@@ -138,12 +141,17 @@ RECIPES = {
                      weight_decay=1e-4, clip_norm=1.0, preprocessing='resnet_cifar'),
     # The paper (Appendix A.4): batch 4096, Nesterov 0.9, weight decay 8e-5, EMA 0.9999. Its
     # schedule is unstated; this is Model Garden's ImageNet SGD reading for that batch (linear
-    # scaling 0.1 x 4096 / 256, 5 warm-up epochs, x0.1 at epochs 30, 60 and 80 of 90).
+    # scaling 0.1 x 4096 / 256, 5 warm-up epochs, x0.1 at epochs 30, 60 and 80 of 90). The
+    # auxiliary head trains with weight 0.4, smoothed like the main loss: slim's inception_v4
+    # builds it by default (create_aux_logits=True, nets/inception_v4.py), train_image_classifier.py
+    # adds its loss with weights=0.4 and the same label_smoothing, and the TPU reference
+    # (models/experimental/inception/inception_v4.py) does the same. It is training-only:
+    # predictions and the paper's 42,679,816 parameters are the main output's.
     'inception_v4': dict(dataset='imagenet2012', batch_size=4096, train_epochs=90,
                          learning_rate=1.6, lr_boundaries=(30 / 90, 60 / 90, 80 / 90),
                          lr_warmup_fraction=5 / 90, momentum=0.9, nesterov=True,
                          weight_decay=8e-5, ema_decay=0.9999, select_by_validation=True,
-                         preprocessing='inception'),
+                         preprocessing='inception', aux_loss_weight=0.4),
 }
 
 def recipe(model, **overrides):
@@ -165,7 +173,7 @@ def choices(config_type):
   if config_type is TranslationConfig:
     return {'model': tuple(TRANSLATION_RECIPES), 'dataset': ('multi30k', 'wmt14'),
             'label_smoothing_convention': LABEL_SMOOTHING_CONVENTIONS,
-            'dtype_policy': DTYPE_POLICIES}
+            'dtype_policy': DTYPE_POLICIES, 'batching': TRANSLATION_BATCHINGS}
   return {'model': tuple(RECIPES), 'dataset': tuple(sources.DATASETS),
           'label_smoothing_convention': LABEL_SMOOTHING_CONVENTIONS,
           'lr_schedule': LR_SCHEDULES,
@@ -203,6 +211,11 @@ def validate(config):
       (config.model == 'inception_v4' or (config.aux_loss_weight == 0 and
                                           config.width_multiplier == 1),
        'aux_loss_weight and width_multiplier are inception_v4 settings'),
+      (not has_aux_head(config) or config.preprocessing not in preprocessing.OUTPUT_SHAPES or
+       (config.image_size or preprocessing.OUTPUT_SHAPES[config.preprocessing][0]) >=
+       AUX_HEAD_MIN_INPUT,
+       f'the auxiliary head needs views of at least {AUX_HEAD_MIN_INPUT} px '
+       f'(image_size {config.image_size}); set aux_loss_weight=0 for smaller ones'),
       (config.dataset not in sources.DATASETS or sources.DATASETS[config.dataset].streamed ==
        (config.preprocessing in preprocessing.PER_EXAMPLE_CHAINS),
        f'preprocessing "{config.preprocessing}" does not fit dataset "{config.dataset}": '
@@ -230,6 +243,13 @@ def has_aux_head(config):
   return config.aux_loss_weight > 0
 
 
+def learning_rate_drops(config, steps):
+  """The steps where a piecewise schedule of `steps` in all drops the learning rate."""
+  if config.lr_schedule != 'piecewise':
+    return []
+  return [int(round(b * steps)) for b in config.lr_boundaries]
+
+
 def total_steps(config, num_train_examples):
   if config.train_steps is not None:
     return int(config.train_steps)
@@ -238,15 +258,17 @@ def total_steps(config, num_train_examples):
 
 @dataclasses.dataclass
 class TranslationConfig:
-  """A Transformer translation run (paper Section 3); batch_size counts tokens."""
-  BATCH_UNIT = 'budget tokens'  # progress reports batch_size per second in these units
+  """A Transformer translation run (paper Section 3); batch_size counts tokens per replica."""
+  BATCH_UNIT = 'budget tokens per replica'  # the unit of progress reports' batch_size per second
   model: str
   dataset: str = 'multi30k'
   label_smoothing: float = 0.0
   label_smoothing_convention: str = 't2t'   # the paper's Transformer: 1 - a, a / (V - 1)
   seed: int = 0
-  batch_size: int = 4096                     # tokens per batch (per side, padding included)
+  batch_size: int = 4096                     # tokens per replica (per side, padding included)
   max_length: int = 256
+  batching: str = 'auto'                     # TRANSLATION_BATCHINGS
+  fixed_length: Optional[int] = None         # batching='fixed': None is max_length
   train_steps: int = 300_000
   vocab_size: int = 32_000
   encoder_layers: int = 6
@@ -272,8 +294,19 @@ TranslationConfig.HELP = {
     'label_smoothing_convention': 't2t: 1 - a on the true token, a / (V - 1) elsewhere (the '
                                   'paper\'s Transformer); uniform: y(1-a) + a/V.',
     'seed': 'Seed of initialization, dropout and batch order.',
-    'batch_size': 'Tokens per batch (per side, padding included).',
+    'batch_size': 'Token budget per replica (tensor2tensor\'s per-shard batch_size): a batch '
+                  'holds at most this many tokens per side on each replica, padding included, '
+                  'so a step takes batch_size x replicas (4,096 x 8 on an 8-core TPU).',
     'max_length': 'Longest sentence in subword tokens; longer training pairs are dropped.',
+    'batching': 'How training pairs are batched. dynamic: each batch padded to its longest pair '
+                '(shapes vary; CPUs, GPUs). buckets: tensor2tensor\'s length buckets (8 to '
+                'max_length, about 10% apart), each batch padded to its bucket with a fixed size '
+                'per bucket (static shapes, one compiled step per bucket). fixed: tensor2tensor\'s '
+                'TPU input (data_reader.input_fn): every pair padded to --fixed_length, longer '
+                'ones dropped, batch_size // fixed_length pairs per replica (one shape). auto: '
+                'buckets under --strategy=tpu, dynamic elsewhere.',
+    'fixed_length': 'The one length of --batching=fixed (default: max_length, as tensor2tensor '
+                    'pads to its max_length: 256 in transformer_base, 64 in transformer_tpu).',
     'train_steps': 'Training steps.',
     'vocab_size': 'Subword vocabulary size.',
     'encoder_layers': 'Encoder layers.',
@@ -291,6 +324,8 @@ TranslationConfig.HELP = {
     'adam_epsilon': 'Adam epsilon.',
     'dtype_policy': 'Keras dtype policy.',
 }
+
+TRANSLATION_BATCHINGS = ('auto', 'dynamic', 'buckets', 'fixed')
 
 TRANSLATION_RECIPES = {
     # tensor2tensor transformer_base on translate_ende_wmt32k (the paper's).
@@ -322,6 +357,11 @@ def translation_recipe(model, **overrides):
       (config.d_model % config.num_heads == 0, 'd_model must be a multiple of num_heads'),
       (config.batch_size >= config.max_length, 'the token budget (batch_size) must hold one '
        'sequence of max_length tokens'),
+      (config.batching in TRANSLATION_BATCHINGS,
+       f'batching must be one of {", ".join(TRANSLATION_BATCHINGS)}'),
+      (config.fixed_length is None or (config.batching == 'fixed' and
+                                       0 < config.fixed_length <= config.max_length),
+       'fixed_length is a --batching=fixed setting, from 1 to max_length'),
       (min(config.train_steps, config.warmup_steps, config.vocab_size) > 0,
        'train_steps, warmup_steps and vocab_size must be positive'),
       (config.dtype_policy in DTYPE_POLICIES, f'dtype_policy must be one of {DTYPE_POLICIES}'),

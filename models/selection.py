@@ -29,13 +29,17 @@ class BestOnValidation(keras.callbacks.Callback):
     self.best = run_files.read_json(record) if run_files.gfile.exists(record) else None
 
   def on_epoch_end(self, epoch, logs=None):
-    trained, optimizer = self.model, self.model.optimizer
-    variables = trained.trainable_variables
-    current = [v.numpy() for v in variables]
-    optimizer.finalize_variable_values(variables)  # the average, if the optimizer keeps one
+    optimizer = self.model.optimizer
+    swap = getattr(optimizer, 'swap_average', lambda: None)
+    swap()  # the average in place of the weights, if the optimizer keeps one
+    try:
+      self._score(int(optimizer.iterations.numpy()))
+    finally:
+      swap()  # training continues from its own weights
+
+  def _score(self, step):
     logits, labels = self.validation()
     accuracy = float(np.mean(np.argmax(logits, -1) == labels))
-    step = int(optimizer.iterations.numpy())
     if self.best is None or accuracy > self.best['accuracy']:
       self.best = {'step': step, 'accuracy': accuracy}
       if self.chief:
@@ -43,8 +47,6 @@ class BestOnValidation(keras.callbacks.Callback):
         run_files.write_json(os.path.join(self.run_dir, BEST_RECORD), self.best)
     self.log(f'validation accuracy {accuracy:.4f} at step {step} (best {self.best["accuracy"]:.4f}'
              f' at step {self.best["step"]})', flush=True)
-    for variable, value in zip(variables, current):  # training continues from its own weights
-      variable.assign(value)
 
 
 def best_weights(run_dir):

@@ -69,17 +69,36 @@ def load_trained(run_dir):
   return model, vocab, config, data_dir
 
 
+def batch_settings(config, strategy):
+  """The run's batching, as keyword arguments of translation.training_batches and
+  streamed_training_batches: config.batching ('auto': 'buckets' on TPUs, which compile one
+  program per input shape, 'dynamic' elsewhere; a TPU refuses 'dynamic'), 'fixed' padding to
+  fixed_length (default max_length) as tensor2tensor's TPU input does, and the token budget per
+  replica (tensor2tensor's per-shard batch_size) on the strategy's replicas."""
+  tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+  mode = config.batching
+  if mode == 'auto':
+    mode = 'buckets' if tpu else 'dynamic'
+  elif tpu and mode == 'dynamic':
+    raise ValueError('--batching=dynamic gives batches ever new shapes, each compiled anew on a '
+                     'TPU; choose buckets or fixed (or auto).')
+  length = (config.fixed_length or config.max_length) if mode == 'fixed' else config.max_length
+  return dict(token_budget=config.batch_size, max_length=length, seed=config.seed,
+              batching=mode, replicas=strategy.num_replicas_in_sync)
+
+
 def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
                       checkpoint_every=500, log=print, stop_after_steps=None,
                       steps_per_execution=0):
   """Trains (or resumes, or returns the finished) translation run in output_dir with the one
-  training loop (training.run_task); evaluation is the translation section's."""
-  # TPUs compile one program per input shape: length buckets with fixed batch sizes there.
-  bucketed = isinstance(strategy, tf.distribute.TPUStrategy)
+  training loop (training.run_task); evaluation is the translation section's. A step's batch
+  holds batch_size tokens per replica (batch_settings), split among the replicas."""
+  strategy = strategy or tf.distribute.get_strategy()
+  settings = batch_settings(config, strategy)
 
   def make_task(chief):
     vocab = vocabulary(config, output_dir, data_dir, chief)
-    stream = _training_stream(config, vocab, output_dir, data_dir, bucketed)
+    stream = _training_stream(config, vocab, output_dir, data_dir, settings)
 
     def build():
       model = build_model(config, vocab.size)
@@ -88,25 +107,25 @@ def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_c
     return training.Task(
         steps=config.train_steps, build=build, describe=training.describe(config),
         train_dataset=stream,
-        results={'vocabulary_size': vocab.size,
-                 'batching': 'bucketed' if bucketed else 'dynamic'})
+        results={'vocabulary_size': vocab.size, 'batching': settings['batching'],
+                 'replicas': settings['replicas'],
+                 'tokens_per_step': settings['token_budget'] * settings['replicas']})
   return training.run_task(config, output_dir, make_task, data_dir=data_dir, strategy=strategy,
                            checkpoint_every=checkpoint_every, log=log,
                            stop_after_steps=stop_after_steps,
                            steps_per_execution=steps_per_execution)
 
 
-def _training_stream(config, vocab, run_dir, data_dir, bucketed):
+def _training_stream(config, vocab, run_dir, data_dir, settings):
   """start step -> the run's training batches: Multi30k tokenized once in memory, WMT14
   streamed (4.5 million pairs never held in memory; its tokenizer is made with the stream,
   after the model's clear_session, which would drop an earlier one)."""
-  batching = (config.batch_size, config.max_length, config.seed)
   if config.dataset == 'wmt14':
     return lambda start: translation.streamed_training_batches(
         translation.wmt14_pairs('train', data_dir),
-        translation.Vocabulary(os.path.join(run_dir, VOCABULARY)), *batching, start,
-        config.train_steps, bucketed=bucketed)
+        translation.Vocabulary(os.path.join(run_dir, VOCABULARY)), start_step=start,
+        end_step=config.train_steps, **settings)
   english, german = translation.read_parallel(config.dataset, 'train', data_dir)
   sources, targets = translation.encode_pairs(vocab, english, german)
   return lambda start: translation.training_batches(
-      sources, targets, *batching, start, config.train_steps, bucketed=bucketed)
+      sources, targets, start_step=start, end_step=config.train_steps, **settings)

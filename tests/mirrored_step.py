@@ -3,15 +3,19 @@
 `python -m tests.mirrored_step` steps AlexNet; `... translation` steps a small Transformer on a
 batch whose two halves (one per replica) hold very different numbers of real target tokens, so
 only a loss normalized by the global token count gives equal steps. Prints the largest absolute
-weight difference. A separate process is needed because the CPU must be split into logical
-devices before TensorFlow initializes.
+weight difference. `... average` trains a small batch-normalized network with the weight
+average on 2 replicas and prints its largest difference from TF's formula replayed in numpy;
+`... predict` prints that of predict_logits on 2 replicas from the model called on the whole
+inputs. A separate process is needed because the CPU must be split into logical devices before
+TensorFlow initializes; the averaged network also serves the single-device tests.
 """
 import os
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
+import keras  # pylint: disable=g-import-not-at-top
+import numpy as np
 import tensorflow as tf
 
 from models import recipes, training
@@ -81,5 +85,93 @@ def main():
   print(f'replicas=2 moved={moved:.6g} max_diff={diff:.6g}')
 
 
+AVERAGE_DECAY = 0.3  # min(d, (1 + n) / (10 + n)) is the warm-up's at steps 1-2, d from step 3
+
+
+def averaged_network(strategy=None, seed=0):
+  """Dense, batch norm (momentum 0.5: its statistics move fast) and logits, compiled with the
+  recipe's optimizer and the weight average."""
+  config = recipes.recipe('alexnet', learning_rate=0.1, momentum=0.9, lr_boundaries=(),
+                          ema_decay=AVERAGE_DECAY)
+  keras.utils.set_random_seed(seed)
+  with (strategy or tf.distribute.get_strategy()).scope():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+                              keras.layers.BatchNormalization(momentum=0.5),
+                              keras.layers.Dense(3, name='logits')])
+    training.compile_model(model, config, steps=100)
+  return model
+
+
+def batches(start=0):
+  """The training stream from batch `start` (8 examples a batch)."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(1.0, 2.0, size=(80, 4)).astype(np.float32)
+  return tf.data.Dataset.from_tensor_slices((x, np.arange(80) % 3)).batch(8).skip(start)
+
+
+def state(model):
+  """Every variable of the model (batch-norm statistics included), flat, in float64."""
+  return np.concatenate([v.numpy().ravel() for v in model.variables]).astype(np.float64)
+
+
+def train(model, start, steps):
+  """Trains `steps` steps from batch `start`; returns the state after each."""
+  states = []
+  record = keras.callbacks.LambdaCallback(
+      on_train_batch_end=lambda batch, logs: states.append(state(model)))
+  model.fit(batches(start), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False,
+            callbacks=[record])
+  return states
+
+
+def average_and_weights(model):
+  """The state with the average swapped in, then with it swapped back out."""
+  model.optimizer.swap_average()
+  average = state(model)
+  model.optimizer.swap_average()
+  return average, state(model)
+
+
+def tf_average(initial, states, decay=AVERAGE_DECAY):
+  """tf.train.ExponentialMovingAverage(decay, num_updates=step) in float64, from the initial
+  values, applied after each step (n: the steps done)."""
+  shadow = initial
+  for n, current in enumerate(states, 1):
+    shadow = shadow - (1.0 - min(decay, (1.0 + n) / (10.0 + n))) * (shadow - current)
+  return shadow
+
+
+def average_main():
+  training.configure_cpu_devices(2)
+  model = averaged_network(training.build_strategy('mirrored'))
+  assert model.distribute_strategy.num_replicas_in_sync == 2
+  initial = state(model)
+  states = train(model, 0, 6)
+  average, weights = average_and_weights(model)
+  diff = float(np.abs(average - tf_average(initial, states)).max())
+  moved = float(np.abs(average - states[-1]).max())
+  print(f'replicas=2 moved={moved:.6g} max_diff={diff:.6g} '
+        f'swapped_back={np.array_equal(weights, states[-1])}')
+
+
+def predict_main():
+  training.configure_cpu_devices(2)
+  model = averaged_network(training.build_strategy('mirrored'))
+  rng = np.random.default_rng(1)
+  model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
+                     for w in model.get_weights()])  # batch-norm statistics far from 0 and 1
+  x = rng.normal(size=(21, 4)).astype(np.float32)
+  y = np.arange(21)
+  expected = model(x, training=False).numpy()
+  diff = 0.0
+  for batch_size in (8, 7, 32):  # a partial last batch; batches of an odd size; one partial
+    logits, labels = training.predict_logits(
+        model, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
+    assert logits.shape == expected.shape and np.array_equal(labels, y), (batch_size, labels)
+    diff = max(diff, float(np.abs(logits - expected).max()))
+  print(f'replicas=2 max_diff={diff:.6g}')
+
+
 if __name__ == '__main__':
-  translation_main() if sys.argv[1:] == ['translation'] else main()
+  {'translation': translation_main, 'average': average_main,
+   'predict': predict_main}.get(sys.argv[1] if sys.argv[1:] else '', main)()

@@ -131,10 +131,24 @@ def test_reliability_diagram_files_and_bins(tmp_path):
   with open(f'{stem}.json') as f:
     stored = json.load(f)
   assert [len(c['count']) for c in stored['curves']] == [15, 15]
-  plotted = fig.axes[0].lines[1:]  # after the diagonal
-  assert len(plotted) == 2
-  for line, curve in zip(plotted, stored['curves']):
-    assert len(line.get_xdata()) == sum(c > 0 for c in curve['count'])
+  # After the diagonal, per curve: the line through bins of >= 10 examples, then the hollow
+  # markers of the sparser non-empty bins; the lower panel's bars hold every bin's count.
+  plotted = fig.axes[0].lines[1:]
+  assert len(plotted) == 4
+  for (line, hollow), curve in zip(zip(plotted[::2], plotted[1::2]), stored['curves']):
+    count = np.array(curve['count'])
+    assert len(line.get_xdata()) == np.sum(count >= 10) > 0
+    assert len(hollow.get_xdata()) == np.sum((count > 0) & (count < 10))
+    assert hollow.get_markerfacecolor() == 'none' and hollow.get_linestyle() == 'None'
+  heights = [p.get_height() for p in fig.axes[1].patches]
+  assert heights == [c for curve in stored['curves'] for c in curve['count']]
+  assert sum(heights) == 2 * 3000
+  # One example alone in a bin is hollow, not on the line.
+  few = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [3.0, 0.0]])  # 3 at 0.5, 1 at 0.95
+  fig = reliability.plot_reliability([('few', few, np.array([0, 1, 0, 1]), 1.0)],
+                                     str(tmp_path / 'few'))
+  line, hollow = fig.axes[0].lines[1:]
+  assert len(line.get_xdata()) == 0 and len(hollow.get_xdata()) == 2
 
 
 def _write_tiny_cifar100(directory, n_train=120, n_test=40):

@@ -7,8 +7,8 @@ step): at initialization a deep batch-normalized network amplifies float32 round
 on this machine: a batch norm's output differs from numpy float64 by 4e-5 (CPU kernel) and 1e-5
 (XLA) relative; through ResNet-56 that grows to a 0.9-1.9% difference of the first gradient
 and through the full Inception-v4 to 6% of two steps' change, while ResNet-8 and the one-block
-Inception-v4 differ by 3e-6 and 1.4e-5 and the other networks by 6e-7 to 7e-5 (the tolerance
-is 1e-3).
+Inception-v4 (its kernels scaled down, see its test) differ by 3e-6 and 5e-5 and the other
+networks by 6e-7 to 7e-5 (the tolerance is 1e-3).
 """
 import keras
 import numpy as np
@@ -85,13 +85,22 @@ def test_resnet56_steps_the_same_compiled():
 
 def test_inception_v4_steps_the_same_compiled():
   """Every Inception-v4 block type once (stem, A, reduction A, B, reduction B, C) at 5% width,
-  with the recipe's Nesterov step and weight average."""
+  with the recipe's Nesterov step and weight average. The convolution kernels are scaled to
+  standard deviation 0.01: at slim's He scale two steps are so ill-conditioned that rounding
+  alone moves them by far more than the tolerance (measured, of two steps' change: plain CPU
+  kernels with and without oneDNN 0.4% apart, XLA 2.9% from plain; at batch 64, 11% and 5.9%);
+  at 0.01 batch norm sits near its epsilon and rounding is not amplified (XLA 5e-5 from plain),
+  so the comparison tests the operations."""
   config = recipes.recipe('inception_v4', width_multiplier=0.05, image_size=75,
-                          lr_warmup_fraction=0.0, ema_decay=0.9)
+                          lr_warmup_fraction=0.0, ema_decay=0.9,
+                          aux_loss_weight=0.0)  # 75 px leaves no room for the head
 
   def build(jit):
     model = inception_v4(10, (75, 75, 3), weight_decay=config.weight_decay, dropout_keep=1.0,
                          width=0.05, blocks=(1, 1, 1))
+    for layer in model.layers:
+      if isinstance(layer, keras.layers.Conv2D):
+        layer.kernel.assign(layer.kernel * (0.01 / float(np.std(layer.kernel.numpy()))))
     training.compile_model(model, config, steps=100, jit_compile=jit)
     return model
   _check(build, _images((75, 75, 3), 10))

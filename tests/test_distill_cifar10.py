@@ -53,7 +53,10 @@ def test_the_reduced_preset_plans_every_run_in_order_and_names_what_it_reuses(tm
   assert 'resume from step 500' in plan[0] and plan[1].split()[-2:] != ['0.0', 'min']
   assert 'finished' in plan[3] and f'(reused: {tmp_path / "earlier_alexnet"})' in plan[3]
   assert plan[3].split('finished')[1].split()[0] == '0.0'  # nothing left to train
-  assert 'then 6 contrast runs (3 matched points x seeds 1,2' in proc.stdout
+  # T* students wait for the teachers; contrasts for the first seed: 2 seeds x (2 + 2 x 2).
+  assert ('then 2 T* students (the hard teacher at the gamma of smoothed teachers 0.3,0.6'
+          in proc.stdout)
+  assert 'then 12 contrast runs (the best T and the alpha 0 baseline' in proc.stdout
   assert 'total: about' in proc.stdout
   assert not os.path.exists(out / 'students_baseline')  # a dry run trains nothing
 
@@ -74,7 +77,7 @@ def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, m
   own = [30.0, 50.0, 2.5, 2.5, 2.5, 2.5, 12.5]
   queued = section.seconds_queued_after(runs, 1000, step_seconds, later)
   assert queued == pytest.approx([sum(own[i + 1:]) + 15.0 for i in range(7)], rel=1e-12)
-  assert section.plan_lines(runs, 1000, step_seconds, (6, [1, 2], later))[-1] == (
+  assert section.plan_lines(runs, 1000, step_seconds, [('6 contrast runs', later)])[-1] == (
       f'total: about {(sum(own) + 15.0) / 3600:.1f} h on this machine')
 
   # A progress line: 200 steps (of 10 examples) in 100 s, 600 steps left: eta 300 s = 5.0 min;
@@ -93,14 +96,15 @@ def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, m
   assert lines[0].endswith('(40%)  20 examples/s, eta 5.0 min, sweep eta 2.1 h'), lines
 
 
-def _point(group, setting, seed, gamma, accuracy):
+def _point(group, setting, seed, gamma, accuracy, **extra):
   return {'group': group, 'setting': setting, 'seed': seed, 'gamma': gamma,
-          'accuracy': {'validation': accuracy / 100}}
+          'accuracy': {'validation': accuracy / 100}, **extra}
 
 
-def _grid_points():
-  """Seed 0 of a small grid, then seeds 1 and 2 of the matched points (T = 4, baseline 0.3,
-  smoothed teacher 0.3), with hand-picked accuracies."""
+def _grid_points(matched=True):
+  """Seed 0 of a small grid with T* students for both smoothed teachers, then seeds 1 and 2 of
+  the key contrast (T = 4, baseline alpha 0) and of the alpha 0.3 teacher's matched pair, with
+  hand-picked accuracies."""
   points = [_point('teacher', 0.0, 0, 0.0, 90.0), _point('teacher', 0.3, 0, 0.3, 91.0),
             _point('teacher', 0.6, 0, 0.6, 91.5)]
   points += [_point('student_baseline', a, 0, a, acc)
@@ -109,43 +113,95 @@ def _grid_points():
              for t, g, acc in ((1, 0.02, 80.5), (4, 0.28, 82.0), (16, 0.8, 81.0))]
   points += [_point('student_smoothed_teacher', a, 0, g, acc)
              for a, g, acc in ((0.3, 0.33, 80.2), (0.6, 0.62, 79.5))]
-  for seed, (hard, base, smooth) in ((1, (81.5, 80.1, 80.0)), (2, (81.8, 80.9, 80.5))):
+  if matched:
+    points += [_point('student_matched_temperature', 0.3, 0, 0.33, 81.9, temperature=4.5)]
+  for seed, (hard, base, smooth, at_t) in ((1, (81.5, 80.1, 80.0, 81.0)),
+                                           (2, (81.8, 80.9, 80.5, 81.7))):
     points += [_point('student_hard_teacher', 4, seed, 0.28, hard),
-               _point('student_baseline', 0.3, seed, 0.3, base),
+               _point('student_baseline', 0.0, seed, 0.0, base),
                _point('student_smoothed_teacher', 0.3, seed, 0.33, smooth)]
+    if matched:
+      points.append(_point('student_matched_temperature', 0.3, seed, 0.33, at_t,
+                           temperature=4.5))
   return points
 
 
-def test_the_contrasts_are_matched_at_the_best_students_gamma_and_tested_in_pairs(tmp_path):
+def test_the_contrasts_pair_the_best_temperature_and_each_smoothed_teacher_at_its_t_star(
+    tmp_path):
   points = _grid_points()
   seed0 = [p for p in points if p['seed'] == 0]
-  assert section.matched_contrast(seed0) == (4, 0.3, 0.3)  # best T; nearest gamma to 0.28
+  assert section.best_temperature(seed0) == 4
   grid = section.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0, 4.0, 16.0], [0], [0],
-                      dict(dataset='cifar10'), teacher_outputs='cached')
+                      dict(dataset='cifar10'), teacher_outputs='cached',
+                      matched={0.3: 4.5, 0.6: None})  # no T* reaches the 0.6 teacher's gamma
+  assert [(r.group, r.setting) for r in grid.grid_runs()][-2:] == [
+      ('student_smoothed_teacher', 0.6), ('student_matched_temperature', 0.3)]
   runs = section.contrast_runs(grid, seed0, [1, 2])
   assert [(r.group, r.setting, r.seed) for r in runs] == [
-      ('student_hard_teacher', 4, 1), ('student_baseline', 0.3, 1),
-      ('student_smoothed_teacher', 0.3, 1), ('student_hard_teacher', 4, 2),
-      ('student_baseline', 0.3, 2), ('student_smoothed_teacher', 0.3, 2)]
+      (g, s, seed) for seed in (1, 2) for g, s in (
+          ('student_hard_teacher', 4), ('student_baseline', 0.0),
+          ('student_smoothed_teacher', 0.3), ('student_matched_temperature', 0.3))]
   assert runs[0].config.teacher_dir == str(tmp_path / 'teachers' / 'alpha_0_seed_0')
   assert runs[2].config.teacher_dir == str(tmp_path / 'teachers' / 'alpha_0.3_seed_0')
-  assert runs[0].config.teacher_outputs == 'cached' and runs[0].config.distill_temperature == 4
+  assert runs[3].config.teacher_dir == runs[0].config.teacher_dir
+  assert runs[3].config.distill_temperature == 4.5 and runs[3].config.teacher_outputs == 'cached'
+  assert runs[3].run_dir == str(tmp_path / 'students_matched_temperature' / 'alpha_0.3_seed_1')
   paired = section.paired_contrasts(points)
-  hard, base, smooth = [82.0, 81.5, 81.8], [80.6, 80.1, 80.9], [80.2, 80.0, 80.5]
-  for claim, (a, b) in zip(paired['claims'], ((hard, base), (smooth, hard), (smooth, base))):
-    want = stats.ttest_rel(a, b)
-    assert claim['n'] == 3 and claim['p_value'] == pytest.approx(want.pvalue, rel=1e-9)
-    assert claim['mean'] == pytest.approx(np.mean(np.subtract(a, b)), rel=1e-9)
-  assert paired['claims'][0]['verdict'] == 'holds beyond seed noise'  # +1.9, +1.4, +0.9
+  (claim,) = paired['claims']
+  hard, base = [82.0, 81.5, 81.8], [80.0, 80.1, 80.9]
+  want = stats.ttest_rel(hard, base)
+  assert claim['n'] == 3 and claim['p_value'] == pytest.approx(want.pvalue, rel=1e-9)
+  assert claim['mean'] == pytest.approx(np.mean(np.subtract(hard, base)), rel=1e-9)
+  assert claim['verdict'] == 'holds beyond seed noise'  # +2.0, +1.4, +0.9
+
+
+def test_t_star_is_solved_from_the_teachers_recorded_training_logits(tmp_path):
+  """Teachers whose train_logits.npz hold c on the target: the hard one c = 8, the smoothed one
+  c = 3 at T = 1; T* is the closed form of test_matched_temperature_solves_the_closed_form at
+  the smoothed teacher's gamma. An unfinished teacher leaves its alpha unsolved."""
+  from distillation.smoothness import smoothness_index  # pylint: disable=g-import-not-at-top
+  grid = section.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0], [0], [0], dict(dataset='cifar10'))
+  labels = np.tile(np.arange(10), 5)
+  for alpha, c in ((0.0, 8.0), (0.3, 3.0)):
+    run = grid.run('teacher', alpha, 0)
+    _fake_finished_run(run.run_dir, run.config)
+    np.savez(os.path.join(run.run_dir, 'train_logits.npz'), logits=np.eye(10)[labels] * c,
+             labels=labels)
+  solved = section.matched_temperatures(grid)
+  assert grid.matched == {} and solved.unsolved() == [0.6]
+  gamma = smoothness_index(np.eye(10)[labels] * 3.0, labels)
+  q = gamma * 9 / 10
+  assert solved.matched[0.3] == pytest.approx(-8.0 / np.log(q / (9 * (1 - q))), abs=1e-4)
 
 
 def test_the_findings_read_the_single_seed_grid_by_hand():
+  """Sampling error by hand: 1.96 * sqrt((a(1-a) + b(1-b)) / 10,000) in points."""
   found = section.findings(_grid_points())
-  assert found['teacher_improves']['verdict'] == 'holds (one seed)'  # 91.0, 91.5 > 90.0
-  # Baseline interpolated at each student's gamma: T 1 at 0.02 -> 80.04 (+0.46), T 4 at 0.28
-  # -> 80.56 (+1.44), T 16 at 0.8: outside the baseline's gamma range, not compared.
-  assert found['every_temperature_beats_baseline']['observed'] == 'T 1: +0.46, T 4: +1.44'
-  assert found['every_temperature_beats_baseline']['verdict'].startswith('holds for 2 of 2')
+  se = lambda a, b: 196 * np.sqrt((a * (1 - a) + b * (1 - b)) / 10_000)
+  improves = found['teacher_improves']
+  assert improves['observed'] == (f'alpha 0.3: +1.00 (+-{se(0.91, 0.9):.2f}), alpha 0.6: '
+                                  f'+1.50 (+-{se(0.915, 0.9):.2f})')  # +-0.81, +-0.80
+  assert improves['verdict'] == 'holds beyond sampling error (one seed)'
+  # Baseline interpolated at each student's gamma: T 1 at 0.02 -> 80.04 (+0.46, inside
+  # +-1.10), T 4 at 0.28 -> 80.56 (+1.44, beyond +-1.08), T 16 at 0.8: outside the baseline's
+  # gamma range, not compared.
+  beats = found['every_temperature_beats_baseline']
+  assert beats['observed'] == (f'T 1: +0.46 (+-{se(0.805, 0.8004):.2f}), '
+                               f'T 4: +1.44 (+-{se(0.82, 0.8056):.2f})')
+  assert beats['verdict'].startswith('above the baseline beyond sampling error at 1 of 2 '
+                                     'temperatures, below it at 0')
+  # alpha 0.3: its T* student over seeds 0-2 (81.9, 81.0, 81.7) against (80.2, 80.0, 80.5).
+  matched, unmatched = found['smoothed_at_matched_gamma']
+  want = stats.ttest_rel([80.2, 80.0, 80.5], [81.9, 81.0, 81.7])
+  assert matched['n'] == 3 and matched['p_value'] == pytest.approx(want.pvalue, rel=1e-9)
+  assert matched['verdict'] == 'holds beyond seed noise' and 'T* = 4.500' in matched['text']
+  # alpha 0.6 has no T* student: the temperature curve at gamma 0.62 is 81.0 + (82.0 - 81.0) *
+  # (0.8 - 0.62) / 0.52 = 81.346, one seed against 79.5: -1.85 beyond +-1.10.
+  assert unmatched['mean'] == pytest.approx(79.5 - (81.0 + 0.18 / 0.52), abs=1e-9)
+  assert unmatched['verdict'] == ('holds beyond sampling error (interpolated, one seed)')
+  assert 'not observable' in section.findings(
+      [_point('teacher', 0.0, 0, 0.0, 90.0), _point('teacher', 0.3, 0, 0.3, 90.5)]
+  )['teacher_improves']['verdict']  # +0.5 inside +-0.82
 
 
 def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_path):
@@ -166,8 +222,15 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   # Once the grid has finished, a restart plans the contrast runs by name, like the others.
   again = run_binary(*sweep, '--dry_run')
   plan = [line for line in again.stdout.splitlines() if line.startswith('  [')]
-  assert len(plan) == len(groups) == 11 and all(' finished ' in line for line in plan), plan
-  assert 'student_hard_teacher' in plan[-3] and 'contrast runs' not in again.stdout
+  # 9 grid runs (with the alpha 0.3 teacher's T* student) and 4 contrasts for seed 1; a pair of
+  # 2-step teachers may have no T* (the sweep says so), which leaves 8 and 2.
+  solved = 'T* (the hard teacher\'s temperature at each smoothed teacher\'s gamma): alpha 0.3: '
+  assert (solved in proc.stdout) != ('note: no T* for the alpha 0.3 teacher' in proc.stdout)
+  expected = 13 if solved in proc.stdout else 10
+  assert len(plan) == len(groups) == expected and all(' finished ' in line for line in plan), plan
+  assert (groups.count(('student_matched_temperature', 1)) == 1) == (expected == 13)
+  assert 'student_hard_teacher' in plan[-4 if expected == 13 else -2]
+  assert 'seed 1' in plan[-1] and 'contrast runs' not in again.stdout
   assert all(not os.path.isabs(p['run_dir']) and os.path.isdir(out / p['run_dir'])
              for p in table['points'])
   teachers = [str(out / 'teachers' / f'alpha_{a}_seed_0') for a in ('0', '0.3')]
@@ -184,13 +247,14 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   assert provenance['command'].startswith('python -m experiments.distill_cifar10 --data_dir=')
   assert provenance['seeds'] == [0, 1] and provenance['data'] == {'cifar10': 'unverified'}
   assert table['figures'] == ['figure5.png'] and provenance['wall_seconds'] > 0
-  assert 'the temperature-distilled student beats the student baseline: hard teacher T=' in text
+  assert ('the temperature-distilled student beats the student baseline (the key contrast: the '
+          'best temperature against alpha 0): hard teacher T=') in text
   assert 'cached teacher outputs against the teacher on the fly (T = 4, seed 0)' in text
   assert '### Mutual information: resnet56 on cifar10, classes [0, 5], N = 6' in text
   assert table['progress'] == {'finished': len(groups), 'planned': len(groups)}
   assert '**Partial' not in text
   # Read back without training, the finished sweep gives the same points; a plan with one more
-  # temperature shows as partial (its grid is unfinished, so no contrast is chosen yet).
+  # temperature shows as partial (the finished contrast runs still count).
   flags = [f'--data_dir={tmp_path}', f'--output_dir={out}', '--teacher_alphas=0,0.3',
            '--num_seeds=1', '--contrast_seeds=1', '--train_steps=2', *TINY,
            '--teacher_outputs=cached', '--on_the_fly_temperatures=4', '--finished_only']
@@ -202,5 +266,5 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   assert partial.returncode == 0, partial.stderr[-3000:]
   with open(out / 'points.json') as f:
     progress = json.load(f)['progress']
-  assert progress == {'finished': len(groups) - 3, 'planned': len(groups) + 1}
-  assert f'**Partial: {len(groups) - 3} of the {len(groups) + 1} planned runs' in partial.stdout
+  assert progress == {'finished': len(groups), 'planned': len(groups) + 1}
+  assert f'**Partial: {len(groups)} of the {len(groups) + 1} planned runs' in partial.stdout

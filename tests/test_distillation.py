@@ -13,6 +13,7 @@ import pytest
 
 import distillation
 from distillation import DistillationLoss, smoothness_index, train_student
+from distillation.smoothness import matched_temperature
 from models import recipes, training
 from tests.conftest import ROOT, run_binary, write_cifar10_bin
 
@@ -79,6 +80,32 @@ def test_smoothness_index_formula_and_label_smoothing():
   assert smoothness_index(np.log(probs), labels, temperature=1e6) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_matched_temperature_solves_the_closed_form():
+  """A hard teacher with logits c on the target and 0 elsewhere has off-target mass
+  q = (K-1)x / (1 + (K-1)x), x = exp(-c/T), so gamma = qK/(K-1) gives T* = -c / log x in closed
+  form; two classes and ten, several gammas (a smoothed teacher's)."""
+  for k, c in ((2, 3.0), (10, 8.0)):
+    logits = np.tile(np.eye(k) * c, (3, 1))
+    labels = np.tile(np.arange(k), 3)
+    for gamma in (0.05, 0.342, 0.6):
+      q = gamma * (k - 1) / k
+      want = -c / np.log(q / ((k - 1) * (1 - q)))
+      got = matched_temperature(logits, labels, gamma)
+      assert got == pytest.approx(want, rel=1e-5)
+      assert smoothness_index(logits, labels, got) == pytest.approx(gamma, abs=1e-6)
+
+
+def test_matched_temperature_refuses_a_gamma_no_temperature_reaches():
+  """Above gamma(T = 1000), and below the floor that a teacher's training errors set: one of
+  ten examples wrong keeps gamma >= 0.1 * 10/9 at any T."""
+  logits, labels = np.eye(10) * 8.0, np.arange(10)
+  with pytest.raises(ValueError, match='outside'):
+    matched_temperature(logits, labels, 0.9995)
+  labels[0] = 1
+  with pytest.raises(ValueError, match='outside'):
+    matched_temperature(logits, labels, 0.05)
+
+
 def _sha(path):
   with open(path, 'rb') as f:
     return hashlib.sha256(f.read()).hexdigest()
@@ -125,12 +152,16 @@ def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
   mtimes = {p: os.path.getmtime(os.path.join(out, p)) for p in done_before}
   result = run_binary('experiments.distill_cifar10', *args[2:])
   assert result.returncode == 0, result.stderr[-3000:]
-  assert len(_finished(out)) == 7  # 2 teachers, 2 baselines, 2 hard-teacher, 1 smoothed-teacher
+  # 2 teachers, 2 baselines, 2 hard-teacher, 1 smoothed-teacher, and its T* student unless
+  # the 2-step teachers admit no T* (the sweep then says so)
+  solved = 'no T* for the alpha 0.3 teacher' not in result.stdout
+  assert len(_finished(out)) == 7 + solved
   assert all(os.path.getmtime(os.path.join(out, p)) == m for p, m in mtimes.items())
   with open(os.path.join(out, 'points.json')) as f:
     points = json.load(f)['points']
-  assert {p['group'] for p in points} == {'teacher', 'student_baseline', 'student_hard_teacher',
-                                          'student_smoothed_teacher'}
+  assert {p['group'] for p in points} == {
+      'teacher', 'student_baseline', 'student_hard_teacher', 'student_smoothed_teacher',
+      *(['student_matched_temperature'] if solved else [])}
   baseline = [p for p in points if p['group'] == 'student_baseline']
   assert sorted(p['gamma'] for p in baseline) == [0.0, 0.3]
   hard = [p for p in points if p['group'] == 'student_hard_teacher']
@@ -204,7 +235,22 @@ def test_seed_summary_matches_scipy_paired_t_test():
       'not established beyond seed noise')
   single = seeds.summarize_seeds({0: {'a': 1.0, 'b': 0.5}}, claims[:1])['claims'][0]
   assert single['n'] == 1 and np.isnan(single['p_value'])
-  assert single['verdict'] == 'not established beyond seed noise'
+  assert single['verdict'] == 'not observable with one seed'
+
+
+def test_sampling_verdicts_on_hand_made_accuracies():
+  """One run per side, 10,000 images: the standard error of 0.86 - 0.85 is
+  sqrt((0.86 * 0.14 + 0.85 * 0.15) / 10,000) = 0.004979; 1.96 of them are 0.98 points."""
+  from distillation import seeds  # pylint: disable=g-import-not-at-top
+  se = seeds.accuracy_difference_se(0.86, 0.85, 10_000)
+  assert se == pytest.approx(np.sqrt((0.86 * 0.14 + 0.85 * 0.15) / 10_000), rel=1e-12)
+  assert se == pytest.approx(0.004979, abs=1e-6)
+  points = 100 * se
+  assert seeds.sampling_verdict(1.0, points, 1) == 'holds beyond sampling error'
+  assert seeds.sampling_verdict(-1.0, points, 1) == 'the opposite holds beyond sampling error'
+  assert seeds.sampling_verdict(-1.0, points, -1) == 'holds beyond sampling error'
+  assert seeds.sampling_verdict(0.9, points, 1) == (
+      'not observable at this precision (+-0.98, 95%)')
 
 
 def test_distill_mnist_binary_over_two_seeds(tmp_path, shared_data):

@@ -4,16 +4,18 @@ end to end on tfds' mock imagenet2012 (no files), resumed exactly on the streame
 import os
 import shutil
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from calibration import metrics
+from data import run_files
 from models import recipes, training
+from tests import mirrored_step
 
-TINY = dict(batch_size=4, train_steps=4, width_multiplier=0.05, image_size=75,
+# 107 px: the smallest view with room for the recipe's auxiliary head (its 5x5 pool on Mixed_6h).
+TINY = dict(batch_size=4, train_steps=4, width_multiplier=0.05, image_size=107,
             validation_size=8, lr_warmup_fraction=0.5, learning_rate=0.01, ema_decay=0.5)
 
 
@@ -23,10 +25,14 @@ def test_the_recipe_is_the_papers_where_stated():
       'imagenet2012', 4096, 0.9, True)
   assert (config.weight_decay, config.ema_decay, config.preprocessing) == (
       8e-5, 0.9999, 'inception')
-  assert config.aux_loss_weight == 0.0 and config.width_multiplier == 1.0
+  # slim's train_image_classifier.py and the TPU reference train the auxiliary head at 0.4.
+  assert config.aux_loss_weight == 0.4 and config.width_multiplier == 1.0
   # Settings that do not fit are refused at once, in one line, before anything is built.
   with pytest.raises(ValueError, match='aux_loss_weight and width_multiplier are inception_v4'):
     recipes.recipe('resnet56', aux_loss_weight=0.4)
+  with pytest.raises(ValueError, match='auxiliary head needs views of at least 107 px'):
+    recipes.recipe('inception_v4', image_size=106)
+  assert recipes.recipe('inception_v4', image_size=106, aux_loss_weight=0).image_size == 106
   with pytest.raises(ValueError, match='preprocessing "inception" does not fit dataset "cifar10"'):
     recipes.recipe('inception_v4', dataset='cifar10')
   with pytest.raises(ValueError, match='does not fit dataset "imagenet2012"'):
@@ -43,26 +49,36 @@ def test_linear_warmup_ramps_into_the_piecewise_schedule():
     assert float(schedule(step)) == pytest.approx(value, rel=1e-6)
 
 
-def test_the_weight_average_replaces_the_weights_when_fit_ends():
-  """Keras's EMA against numpy float64: a_1 = w_1, a_t = m a_(t-1) + (1 - m) w_t."""
-  config = recipes.recipe('alexnet', learning_rate=0.1, ema_decay=0.7, lr_boundaries=())
-  keras.utils.set_random_seed(0)
-  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name='logits')])
-  model.compile(optimizer=training.build_optimizer(config, 10),
-                loss=training.build_loss(config))
-  trajectory = []
-  record = keras.callbacks.LambdaCallback(
-      on_train_batch_end=lambda batch, logs: trajectory.append(
-          np.concatenate([w.numpy().ravel() for w in model.trainable_weights])))
-  x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
-  y = np.arange(20) % 2
-  model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, callbacks=[record])
-  average = trajectory[0].astype(np.float64)
-  for weights in trajectory[1:]:
-    average = 0.7 * average + 0.3 * weights
-  final = np.concatenate([w.numpy().ravel() for w in model.trainable_weights])
-  assert len(trajectory) == 5 and not np.allclose(final, trajectory[-1])
-  np.testing.assert_allclose(final, average, rtol=1e-5, atol=1e-6)
+def test_the_weight_average_is_tf_slims_over_every_model_variable():
+  """TF's ExponentialMovingAverage(decay, num_updates=step) replayed in float64 over six steps
+  of a batch-normalized network: its weights and batch-norm statistics, the decay warming up as
+  min(decay, (1 + n) / (10 + n)); swapped in, and out again to the exact weights."""
+  model = mirrored_step.averaged_network()
+  initial = mirrored_step.state(model)
+  states = mirrored_step.train(model, 0, 6)
+  average, weights = mirrored_step.average_and_weights(model)
+  np.testing.assert_array_equal(weights, states[-1])
+  np.testing.assert_allclose(average, mirrored_step.tf_average(initial, states), rtol=1e-6,
+                             atol=1e-6)
+  statistics = np.concatenate([np.full(v.numpy().size, 'moving' in v.path)
+                               for v in model.variables])
+  assert np.abs(average - weights)[statistics].min() > 1e-3  # they are averaged too
+
+
+def test_a_resumed_run_continues_the_weight_average_exactly(tmp_path):
+  """Stopped after 3 steps with a checkpoint, resumed into a network initialized otherwise: the
+  average (and weights) of 6 uninterrupted steps."""
+  whole = mirrored_step.averaged_network()
+  mirrored_step.train(whole, 0, 6)
+  stopped = mirrored_step.averaged_network()
+  mirrored_step.train(stopped, 0, 3)
+  run_files.Checkpoints(stopped, stopped.optimizer, str(tmp_path)).save(3)
+  resumed = mirrored_step.averaged_network(seed=1)
+  assert run_files.Checkpoints(resumed, resumed.optimizer, str(tmp_path)).restore() == 3
+  mirrored_step.train(resumed, 3, 3)
+  for a, b in zip(mirrored_step.average_and_weights(whole),
+                  mirrored_step.average_and_weights(resumed)):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_top5_accuracy_by_hand():
@@ -75,23 +91,31 @@ def test_top5_accuracy_by_hand():
   assert 'top5_accuracy' not in metrics.evaluate_logits(np.zeros((2, 10)), np.array([0, 1]))
 
 
-def test_the_auxiliary_head_adds_its_weighted_loss():
-  """Keras's loss of the two-output network = CE(main) + 0.4 CE(auxiliary) + regularization,
-  each term computed here from the outputs (inference mode: dropout off)."""
-  config = recipes.recipe('inception_v4', aux_loss_weight=0.4,
-                          width_multiplier=0.05, image_size=139, weight_decay=8e-5,
-                          ema_decay=0.0)
+def test_the_auxiliary_head_adds_its_weighted_smoothed_loss():
+  """Keras's loss of the recipe's two-output network = CE_a(main) + 0.4 CE_a(auxiliary) +
+  regularization, both cross-entropies against the smoothed targets (1 - a) y + a / K as slim
+  and the TPU reference smooth both, each term computed here in numpy from the outputs
+  (inference mode: dropout off). The logits' biases are spread so that smoothing changes each
+  cross-entropy by far more than the tolerance."""
+  config = recipes.recipe('inception_v4', label_smoothing=0.1, width_multiplier=0.05,
+                          image_size=139, weight_decay=8e-5, ema_decay=0.0)
   model = training.build_for(config)
   training.compile_model(model, config, steps=10)
   rng = np.random.default_rng(0)
+  for name in ('logits', 'aux_logits'):
+    model.get_layer(name).bias.assign(rng.normal(0.0, 3.0, 1000).astype(np.float32))
   x = rng.uniform(-1, 1, (4, 139, 139, 3)).astype(np.float32)  # Mixed_6h: 7 x 7
   y = np.array([0, 3, 500, 999])
-  main, aux = (o.numpy() for o in model(x, training=False))
-  ce = lambda logits: -np.mean(metrics.log_softmax(logits)[np.arange(4), y])
+  main, aux = (o.numpy().astype(np.float64) for o in model(x, training=False))
+
+  def ce(logits, alpha):
+    targets = (1 - alpha) * np.eye(1000)[y] + alpha / 1000
+    return -np.mean(np.sum(targets * metrics.log_softmax(logits), axis=1))
   regularization = float(sum(float(l) for l in model.losses))
-  expected = ce(main) + 0.4 * ce(aux) + regularization
+  expected = ce(main, 0.1) + 0.4 * ce(aux, 0.1) + regularization
   loss = model.evaluate(x, (y, y), batch_size=4, verbose=0, return_dict=True)['loss']
   assert loss == pytest.approx(expected, rel=1e-4)
+  assert abs(0.4 * (ce(aux, 0.1) - ce(aux, 0.0))) > 10 * 1e-4 * expected  # smoothing shows
 
 
 def _train(run_dir, tmp_path, stop=None):

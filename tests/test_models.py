@@ -1,5 +1,7 @@
 """Architectures: parameter counts by hand, LRN against its formula, penultimate/templates API."""
 import dataclasses
+import functools
+import math
 
 import keras
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import models
+from models import recipes
 from models import training
 from models.alexnet import LocalResponseNormalization
 from models.batch_norm import FusedBatchNormalization
@@ -203,22 +206,82 @@ def test_fused_batch_norm_inference_and_checkpoint_names_match_keras():
       v.path.split('/')[-1] for v in plain.variables]
 
 
+_TRAINABLE = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+
+
+@functools.lru_cache(maxsize=1)
+def _recipe_inception_v4():
+  """The paper recipe's Inception-v4 (auxiliary head included), built once for two tests."""
+  keras.utils.set_random_seed(0)
+  return training.build_for(recipes.recipe('inception_v4'))
+
+
 def test_inception_v4_has_the_published_parameter_count_and_grids():
   """42,679,816 trainable parameters at 1,000 classes with batch-norm scale and no auxiliary
-  head: the figure timm and keras-hub give for Inception-v4 (moving statistics not counted)."""
+  head: the figure timm and keras-hub give for Inception-v4 (moving statistics not counted).
+  The recipe's network adds slim's training-only head; its main output alone is the same
+  42,679,816."""
   from models.inception_v4 import inception_v4  # pylint: disable=g-import-not-at-top
   model = inception_v4(1000)
-  trainable = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
-  assert trainable(model) == 42_679_816
+  assert _TRAINABLE(model) == 42_679_816
   grids = {name: model.get_layer(name).output.shape[1:] for name in ('Mixed_5e', 'Mixed_6h',
                                                                      'Mixed_7d')}
   assert grids == {'Mixed_5e': (35, 35, 384), 'Mixed_6h': (17, 17, 1024),
                    'Mixed_7d': (8, 8, 1536)}
   assert model.get_layer('Dropout_1b').rate == pytest.approx(0.2)  # slim's keep 0.8
-  with_aux = inception_v4(1000, aux_head=True)
+  with_aux = _recipe_inception_v4()
+  assert [o.shape for o in with_aux.outputs] == [(None, 1000), (None, 1000)]
   # slim's AuxLogits: 1x1 conv 128 + BN, 5x5 conv 768 + BN, fully connected to 1,000 classes
   aux = 1024 * 128 + 2 * 128 + 5 * 5 * 128 * 768 + 2 * 768 + 768 * 1000 + 1000
-  assert trainable(with_aux) == 42_679_816 + aux
+  assert _TRAINABLE(with_aux) == 42_679_816 + aux
+  assert _TRAINABLE(keras.Model(with_aux.inputs, with_aux.outputs[0])) == 42_679_816
+  with pytest.raises(ValueError, match='at least 107 pixels'):
+    inception_v4(10, (106, 106, 3), width=0.05, aux_head=True)
+
+
+def _truncated_normal_moments(a=2.0):
+  """(standard deviation, fourth moment) of a unit normal truncated to [-a, a]."""
+  mass = math.erf(a / math.sqrt(2.0))
+  density = math.exp(-a * a / 2.0) / math.sqrt(2.0 * math.pi)
+  variance = 1.0 - 2.0 * a * density / mass
+  return math.sqrt(variance), 3.0 - 2.0 * a * (a * a + 3.0) * density / mass
+
+
+def test_inception_v4_kernels_are_drawn_as_slims():
+  """Convolutions: slim's variance_scaling_initializer() as TF1 draws it
+  (contrib/layers/python/layers/initializers.py: truncated_normal with parameter
+  sqrt(1.3 * 2 / fan_in), cut at twice it), so each kernel over that parameter is a unit normal
+  truncated to [-2, 2] (standard deviation 0.8796, 0.3% above sqrt(2 / fan_in)). The logits
+  layers: slim's fully_connected default, Glorot uniform. Sample standard deviations in
+  float64 against the closed forms within 5 standard errors of their sample sizes; pooled over
+  every convolution (43 million weights) that is 0.05%, so Keras's plain He initialization
+  (0.3% less) fails it."""
+  model = _recipe_inception_v4()
+  unit_std, fourth = _truncated_normal_moments()
+
+  def check(values, std, fourth_moment):  # fourth_moment in units of std^4
+    values = np.asarray(values, np.float64).ravel()
+    error = math.sqrt((fourth_moment - 1.0) / len(values)) / 2.0  # of a sample std, relative
+    assert abs(values.mean()) < 5.0 * std / math.sqrt(len(values))
+    assert np.sqrt(np.mean(values ** 2)) == pytest.approx(std, rel=5.0 * error)
+
+  pooled, convolutions = [], 0
+  for layer in model.layers:
+    if isinstance(layer, keras.layers.Conv2D):
+      kernel = layer.kernel.numpy().astype(np.float64)
+      parameter = math.sqrt(2.6 / np.prod(kernel.shape[:-1]))  # TF1's truncated_normal stddev
+      assert np.abs(kernel).max() <= 2.0 * parameter * (1 + 1e-6)
+      pooled.append((kernel / parameter).ravel())
+      convolutions += 1
+      if layer.name in ('Conv2d_1a_3x3', 'Mixed_5b_b1_3x3', 'Mixed_6b_b0_1x1',
+                        'Mixed_7d_b2_split_3x1', 'AuxLogits_5x5'):
+        check(kernel, unit_std * parameter, fourth / unit_std ** 4)
+  assert convolutions == 149 + 2  # slim's 149 convolutions and the head's 2
+  check(np.concatenate(pooled), unit_std, fourth / unit_std ** 4)
+  for name in ('logits', 'aux_logits'):
+    kernel = model.get_layer(name).kernel.numpy()
+    check(kernel, math.sqrt(2.0 / sum(kernel.shape)), 9.0 / 5.0)  # uniform: 9/5 std^4
+    assert not model.get_layer(name).bias.numpy().any()
 
 
 def test_inception_v4_trains_a_step_at_its_smallest_input():

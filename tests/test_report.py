@@ -54,7 +54,10 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
       'rows': [{'alpha': 0.1, 'num_seeds': 1, 'steps': 10700, 'accuracy': 99.28,
                 'accuracy_std': 0.0}]}, 'accuracy')
   text = report.build_report(str(tmp_path))
-  tables = _tables(text)
+  claims, *tables = _tables(text)
+  # The claims table first: these results check no claim (one alpha, no summary).
+  assert claims == [['claim (paper)', 'our setting', 'verdict (test, precision)', 'section'],
+                    ['---'] * 4]
   assert len(tables) == 3
   for table in tables:  # header, separator and every row have as many cells
     assert len({len(row) for row in table}) == 1, table
@@ -82,8 +85,17 @@ def test_figure_6_shows_each_run_and_the_spread_at_initialization(tmp_path):
       'at_initialization': {'seeds': [0, 1, 2], 'mutual_information': [0.767, 0.068, -0.012]}},
          'mutual_information')
   text = report.build_report(str(tmp_path))
-  (row,) = _tables(text)[0][2:]
+  claims, section = _tables(text)
+  (row,) = section[2:]
   assert row == ['alpha=0', '0.767', '1.727 (500)', '1.527 (1000)', '+0.834']
+  # Its row of the claims table: an observation without a test, linked to the section's anchor
+  # (GitHub's: lower case, punctuation dropped, spaces to hyphens).
+  (claim,) = claims[2:]
+  assert claim[0].startswith('Figure 6: the mutual information rises')
+  assert claim[1] == 'no NOTE.md: see the section; mnist official; seeds 0, 1'
+  assert claim[2] == 'observed only (one run, no precision computed): alpha=0: final - log 2 +0.834'
+  assert claim[3] == '[mi](#mutual-information-resnet56-on-cifar10-classes-0-5-n--600-mi)'
+  assert '### Mutual information: resnet56 on cifar10, classes [0, 5], N = 600 (mi)' in text
   assert ('At initialization alone (3 fresh networks, seeds 0-2, the same draws): median 0.068, '
           'range -0.012 to 0.767') in text
 

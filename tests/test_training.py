@@ -26,6 +26,25 @@ def test_one_mirrored_step_equals_one_device_step():
   assert diff < 1e-5
 
 
+def test_the_weight_average_on_mirrored_replicas_is_tfs():
+  """6 steps of a batch-normalized network with the weight average on 2 replicas against TF's
+  formula in float64 (tests/test_imagenet.py has the single-device test)."""
+  proc = run_binary('tests.mirrored_step', 'average')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  match = re.search(r'replicas=2 moved=(\S+) max_diff=(\S+) swapped_back=True', proc.stdout)
+  assert match, proc.stdout
+  assert float(match.group(1)) > 1e-2 and float(match.group(2)) < 1e-6
+
+
+def test_predict_logits_on_mirrored_replicas_keeps_the_order():
+  """21 examples in batches of 8, 7 and 32 split over 2 replicas: the logits of one call."""
+  proc = run_binary('tests.mirrored_step', 'predict')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  match = re.search(r'replicas=2 max_diff=(\S+)', proc.stdout)
+  assert match, proc.stdout
+  assert float(match.group(1)) < 1e-5
+
+
 def _weights(run_dir):
   model, _, _ = training.load_trained(run_dir)
   return model.get_weights()

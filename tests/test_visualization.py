@@ -84,3 +84,58 @@ def test_penultimate_cifar10_binary_smoke(tmp_path):
   reused = np.load(tmp_path / 'reused' / 'penultimate_points.npz')
   for name in points.files:
     np.testing.assert_array_equal(reused[name], points[name])
+
+
+def _overlaps(fig, artist, ax):
+  """Whether artist's drawn box overlaps the axes' box (in display pixels)."""
+  renderer = fig.canvas.get_renderer()
+  a, b = artist.get_window_extent(renderer), ax.get_window_extent(renderer)
+  return a.overlaps(b)
+
+
+def test_figure5_labels_every_point_and_keeps_its_legend_off_the_axes(tmp_path):
+  from visualization import distillation  # pylint: disable=g-import-not-at-top
+  point = lambda group, setting, gamma, acc, **extra: {
+      'group': group, 'setting': setting, 'seed': 0, 'gamma': gamma,
+      'accuracy': {'validation': acc}, **extra}
+  points = [point('teacher', 0.0, 0.0, 0.90), point('teacher', 0.3, 0.3, 0.91),
+            point('student_baseline', 0.0, 0.0, 0.80),
+            point('student_hard_teacher', 4.0, 0.28, 0.82),
+            point('student_smoothed_teacher', 0.3, 0.33, 0.80),
+            point('student_matched_temperature', 0.3, 0.33, 0.81, temperature=4.5123)]
+  fig, summary = distillation.distillation_figure(points, str(tmp_path / 'figure5'))
+  ax = fig.axes[0]
+  texts = sorted(t.get_text() for t in ax.texts)
+  assert texts == sorted(['alpha=0', 'alpha=0.3', 'alpha=0', 'T=4', 'alpha=0.3',
+                          'T*=4.51 (alpha 0.3)'])
+  assert summary['student_matched_temperature'][0]['temperature'] == 4.5123
+  (legend,) = fig.legends
+  assert len(legend.get_texts()) == 5 and not _overlaps(fig, legend, ax)
+  assert os.path.getsize(tmp_path / 'figure5.png') > 0
+
+
+def test_reliability_legend_stays_off_both_panels(tmp_path):
+  from visualization import reliability  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  logits, labels = rng.normal(size=(500, 10)) * 3, rng.integers(0, 10, 500)
+  fig = reliability.plot_reliability([(f'curve {i}', logits * (i + 1), labels, 1.0)
+                                      for i in range(4)], str(tmp_path / 'rel'))
+  (legend,) = fig.legends
+  assert len(legend.get_texts()) == 5  # the diagonal and four curves
+  assert not any(_overlaps(fig, legend, ax) for ax in fig.axes)
+
+
+def test_figure6_marks_the_recipes_learning_rate_drops(tmp_path):
+  """ResNet-56's drops at 1/2 and 3/4 of 64,000 steps: 32,000 and 48,000 (paper Appendix A)."""
+  from models import recipes  # pylint: disable=g-import-not-at-top
+  from visualization import distillation  # pylint: disable=g-import-not-at-top
+  config = recipes.recipe('resnet56', dataset='cifar10', train_steps=64_000)
+  drops = recipes.learning_rate_drops(config, 64_000)
+  assert drops == [32_000, 48_000]
+  assert recipes.learning_rate_drops(recipes.recipe('fc'), 10_700) == []  # linear decay
+  fig = distillation.mutual_information_figure(
+      [('alpha=0', [0, 32_000, 64_000], [0.1, 2.0, 1.0])], 600, str(tmp_path / 'mi'),
+      drops=drops)
+  vertical = [line for line in fig.axes[0].lines if len(set(line.get_xdata())) == 1]
+  assert sorted(line.get_xdata()[0] for line in vertical) == drops
+  assert 'learning-rate drop' in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
