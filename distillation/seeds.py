@@ -71,7 +71,10 @@ def accuracy_difference_se(first, second, num_examples):
   return float(np.sqrt((first * (1 - first) + second * (1 - second)) / num_examples))
 
 
-def sampling_verdict(difference, standard_error, expected_sign, z=1.96):
+Z_95 = 1.96  # standard errors of a two-sided 95% interval
+
+
+def sampling_verdict(difference, standard_error, expected_sign, z=Z_95):
   """One run per side: does `difference` show the expected sign beyond z standard errors?"""
   if abs(difference) <= z * standard_error:
     return f'not observable at this precision (+-{z * standard_error:.2f}, 95%)'

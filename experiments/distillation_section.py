@@ -304,7 +304,7 @@ def _teacher_improves(points, first, split):
   return {'text': 'the teacher improves with label smoothing up to alpha = 0.6',
           'test': 'each alpha against alpha 0, one seed: beyond 1.96 binomial standard errors '
                   'of the difference (the +- shown)?',
-          'observed': ', '.join(f'alpha {a:g}: {d:+.2f} (+-{1.96 * se:.2f})'
+          'observed': ', '.join(f'alpha {a:g}: {d:+.2f} (+-{seed_stats.Z_95 * se:.2f})'
                                 for a, d, se, _ in rows),
           'verdict': (kinds[0] if len(set(kinds)) == 1 else 'mixed: ' + '; '.join(
               f'alpha {a:g} {k}' for (a, *_), k in zip(rows, kinds))) + ' (one seed)'}
@@ -376,12 +376,13 @@ def findings(points, split='validation'):
                                                      _num_examples(p, split))
       above.append((p['setting'], acc(p) - 100.0 * base, se))
   if above:
-    beyond = sum(d > 1.96 * se for _, d, se in above)
-    below = sum(d < -1.96 * se for _, d, se in above)
+    verdicts = [seed_stats.sampling_verdict(d, se, expected_sign=1) for _, d, se in above]
+    beyond = verdicts.count('holds beyond sampling error')
+    below = verdicts.count('the opposite holds beyond sampling error')
     out['every_temperature_beats_baseline'] = {
         'text': 'every temperature-distilled student beats the student baseline at its gamma',
         'test': 'one seed, baseline interpolated in gamma: beyond 1.96 binomial standard errors?',
-        'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{1.96 * se:.2f})' for t, d, se in above),
+        'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{seed_stats.Z_95 * se:.2f})' for t, d, se in above),
         'verdict': (f'above the baseline beyond sampling error at {beyond} of {len(above)} '
                     f'temperatures, below it at {below} (one seed)')}
   out['smoothed_at_matched_gamma'] = _smoothed_at_matched_gamma(points, first, split)
