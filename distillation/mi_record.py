@@ -73,8 +73,6 @@ class MutualInformationRecord(keras.callbacks.Callback):
     return int(self.model.optimizer.iterations.numpy())
 
   def _estimate(self, step):
-    if any(p['step'] == step for p in self.points):
-      return  # recorded before a kill: not computed twice
     draws = logit_differences(self.model, self.views, self.classes)
     value = mutual_information(draws, self.in_sample)
     self.points.append({'step': step, 'mutual_information': value})
@@ -90,7 +88,11 @@ class MutualInformationRecord(keras.callbacks.Callback):
       raise ValueError(f'the mutual-information record every {self.every} steps needs '
                        f'--steps_per_execution ({self.model.steps_per_execution}) to divide '
                        f'{self.every}; choose a divisor.')
-    if self._step() == 0:
+    start = self._step()
+    # Points past the step this run starts from were made by a stretch of training whose
+    # checkpoint is lost (a kill, a deleted checkpoint folder): this run recomputes them.
+    self.points = [p for p in self.points if 0 < start and p['step'] <= start]
+    if start == 0:
       self._estimate(0)
 
   def on_train_batch_end(self, batch, logs=None):

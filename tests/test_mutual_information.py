@@ -116,6 +116,16 @@ def test_resumed_training_continues_the_record_without_gaps_or_duplicates(tmp_pa
   assert [p['step'] for p in b] == [0, 5, 10, 15, 20, 25, 30]
   np.testing.assert_allclose([p['mutual_information'] for p in b],
                              [p['mutual_information'] for p in a], atol=1e-5)
+  # Points of a stretch whose checkpoint is lost are recomputed by the run that redoes it, not
+  # kept beside it: marker values left by a lost run must all be replaced.
+  lost = tmp_path / 'lost'
+  os.makedirs(lost)
+  stale = {'settings': mi_record.load_record(whole)['settings'],
+           'points': [dict(p, mutual_information=-1.0) for p in a]}
+  (lost / mi_record.RECORD).write_text(json.dumps(stale))
+  train(str(lost))
+  np.testing.assert_allclose([p['mutual_information'] for p in mi_record.load_record(lost)['points']],
+                             [p['mutual_information'] for p in a], atol=1e-5)
   # The record of a run whose steps are XLA-compiled (as on TPUs) is the same record.
   compiled = str(tmp_path / 'compiled')
   train(compiled, jit_compile=True)
