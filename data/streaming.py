@@ -172,6 +172,9 @@ def build_streamed_dataset(entry, split, *, batch_size, training, data_dir, seed
     def view(position, example):
       key = tf.stack([tf.cast(seed, tf.int64), position])
       image = tf.cast(train_view(example['image'], key), image_dtype)
+      # The views keep 3 channels, but some tf.image ops lose the static count; XLA on TPUs
+      # needs every dimension of a step's input known.
+      image = tf.ensure_shape(image, image.shape[:-1].concatenate([3]))
       return image, tf.cast(example['label'], tf.int32)
     batches = examples.map(view, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     batches = batches.batch(replica_batch, drop_remainder=True).take(

@@ -567,6 +567,20 @@ class Task:
   results: dict = dataclasses.field(default_factory=dict)
   callbacks: Optional[Callable] = None  # (model, chief) -> the task's own Keras callbacks
   choose: Optional[Callable] = None     # model -> record of the weights it loads to keep
+  # (start_step, tf.distribute.InputContext) -> one input pipeline's share of the stream in
+  # per-replica batches: a task whose stream splits by file (streamed datasets) sets it, so
+  # that under a strategy each host reads and decodes only its own shards.
+  pipeline_dataset: Optional[Callable] = None
+
+
+def training_stream(task, strategy):
+  """start_step -> what fit reads: the task's stream, or under a distribution strategy and
+  with task.pipeline_dataset, one pipeline per host through distribute_datasets_from_function
+  (strategy.experimental_distribute_dataset would have every host read every example)."""
+  if task.pipeline_dataset is None or strategy is tf.distribute.get_strategy():
+    return task.train_dataset
+  return lambda start: strategy.distribute_datasets_from_function(
+      lambda context: task.pipeline_dataset(start, context))
 
 
 def run_task(config, output_dir, make_task, *, data_dir=None, strategy=None,
@@ -592,7 +606,8 @@ def run_task(config, output_dir, make_task, *, data_dir=None, strategy=None,
     began = time.time()
     all_callbacks = lambda chief: ((callbacks(chief) if callbacks else []) +
                                    (task.callbacks(model, chief) if task.callbacks else []))
-    done = fit_resumably(model, trained, config, output_dir, task.steps, task.train_dataset,
+    done = fit_resumably(model, trained, config, output_dir, task.steps,
+                         training_stream(task, strategy),
                          strategy=strategy, checkpoint_every=checkpoint_every, log=log,
                          stop_after_steps=stop_after_steps, callbacks=all_callbacks,
                          queued_seconds=queued_seconds, describe=task.describe,
@@ -648,6 +663,9 @@ def train_and_evaluate(config, output_dir, *, data_dir=None, strategy=None, jit_
                 train_dataset=lambda start: run_objective.train_dataset(data_dir, start),
                 describe=describe(config), results=run_objective.results,
                 evaluate=lambda model: evaluate(model, config, data_dir, output_dir))
+    if objective is None and data.DATASETS[config.dataset].streamed:
+      task.pipeline_dataset = lambda start, context: train_dataset(config, data_dir, start,
+                                                                   input_context=context)
     if config.select_by_validation:
       task.callbacks = lambda model, chief: [selection.BestOnValidation(
           model, lambda: predict_logits(model, split_dataset(config, data_dir, 'validation')),

@@ -1,6 +1,7 @@
 """MultiWorkerMirroredStrategy with two local worker processes (TF_CONFIG on localhost ports)."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,14 +27,15 @@ def _free_ports(n):
   return ports
 
 
-def _run_workers(args, timeout=420):
-  """Starts worker 0 (the chief) and worker 1 on localhost; returns both (code, output)."""
+def _run_workers(args, timeout=420, module='experiments.train'):
+  """Starts worker 0 (the chief) and worker 1 of `module` on localhost; returns both (code,
+  output)."""
   cluster = {'worker': [f'localhost:{p}' for p in _free_ports(2)]}
   procs = []
   for index in range(2):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CONFIG=json.dumps(
         {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}))
-    procs.append(subprocess.Popen([sys.executable, '-m', 'experiments.train', *args], cwd=ROOT,
+    procs.append(subprocess.Popen([sys.executable, '-m', module, *args], cwd=ROOT,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True))
   outputs = []
@@ -79,3 +81,31 @@ def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path, shared_dat
   with open(os.path.join(single, 'results.json')) as f:
     assert results['metrics']['test']['accuracy'] == pytest.approx(
         json.load(f)['metrics']['test']['accuracy'], abs=2e-3)
+
+
+def test_each_host_reads_only_its_own_shards_of_a_streamed_dataset(tmp_path):
+  """Two workers (two hosts, one input pipeline each) on tfds' mock imagenet2012 (which keeps
+  the real split sizes: 1,281,167 training images, the first 8 held out here): the trainer
+  hands each worker's stream its own InputContext, so worker p reads only its half of our
+  split as a tfds sub-split (train[8:m] and train[m:1281167]: together all of it, nothing
+  twice, halves within one example), and feeds per-replica batches of 2 (the global 4 over two
+  replicas); the run finishes and the chief writes the results."""
+  out = tmp_path / 'run'
+  outputs = _run_workers([str(out), str(tmp_path / 'data')], module='tests.per_host_input')
+  reports = {}
+  for code, output in outputs:
+    assert code == 0, output[-3000:]
+    report = json.loads(output.strip().splitlines()[-1])
+    reports[report['worker']] = report
+  assert sorted(reports) == [0, 1]
+  bounds = []
+  for worker, report in sorted(reports.items()):
+    assert report['replicas'] == 2 and report['steps_trained'] == 4
+    (spec,) = set(report['read'])
+    bounds.append([int(b) for b in re.fullmatch(r'train\[(\d+):(\d+)\]', spec).groups()])
+    assert report['fed'] and all(f == {'pipeline': worker, 'pipelines': 2, 'batch': [2, 16, 16, 3]}
+                                 for f in report['fed'])
+  (begin0, end0), (begin1, end1) = bounds
+  assert (begin0, end0, end1) == (8, begin1, 1_281_167), bounds
+  assert abs((end0 - begin0) - (end1 - begin1)) <= 1
+  assert {'results.json', 'logits.npz'} <= set(os.listdir(out))
