@@ -153,6 +153,16 @@ def matched_views(student, teacher):
 PER_EXAMPLE_CHAINS = {'inception': (inception_preprocessing.train_image,
                                     inception_preprocessing.eval_image)}
 
+# preprocessing name -> shape of the images it takes (None: any size)
+INPUT_SHAPES = {'alexnet_cifar': (32, 32, 3), 'resnet_cifar': (32, 32, 3),
+                'mnist_shift': (28, 28, 1), 'mnist': (28, 28, 1), 'inception': (None, None, 3)}
+
+
+def takes(name, image_shape):
+  """Whether chain `name` takes images of `image_shape` (a dataset's, None: any size)."""
+  return all(a is None or b is None or a == b for a, b in zip(INPUT_SHAPES[name], image_shape))
+
+
 # preprocessing name -> shape of the images it produces (the model's input shape)
 OUTPUT_SHAPES = {'alexnet_cifar': (24, 24, 3), 'resnet_cifar': (32, 32, 3),
                  'mnist_shift': (28, 28, 1), 'mnist': (28, 28, 1),

@@ -50,20 +50,26 @@ class Dataset:
   streamed: bool = False  # read shard by shard (data.streaming), never into memory
   test_split: str = 'test'  # the tfds split that is our `test`
   official_sizes: tuple = ()  # (tfds split, examples): when a tfds copy has no metadata (mocks)
+  image_shape: tuple = (None, None, 3)  # of its raw images (None: any size)
 
 
 # Held out: CIFAR, the paper's 40k/10k split (the last 10k); MNIST-family, the last 5k, as
 # TensorFlow's classic MNIST tutorial did; ImageNet, the paper's "about 50,000" training images
 # (the first 50,000 of the prepared, shuffled order), its official validation set the test.
+_MNIST_SHAPE, _CIFAR_SHAPE = (28, 28, 1), (32, 32, 3)
 DATASETS = {
-    'mnist': Dataset(10, 'mnist', (_idx_layout(['mnist'], _IDX),), 5000, 'mnist_shift'),
+    'mnist': Dataset(10, 'mnist', (_idx_layout(['mnist'], _IDX),), 5000, 'mnist_shift',
+                     image_shape=_MNIST_SHAPE),
     'fashion_mnist': Dataset(10, 'fashion_mnist', (_idx_layout(['fashion_mnist', 'fashion-mnist'],
-                                                               _IDX),), 5000, 'mnist_shift'),
+                                                               _IDX),), 5000, 'mnist_shift',
+                             image_shape=_MNIST_SHAPE),
     'emnist': Dataset(47, 'emnist/balanced', (_idx_layout(['emnist', 'emnist/gzip', 'gzip'],
                                                           _EMNIST, transpose=True),),
-                      5000, 'mnist_shift'),
-    'cifar10': Dataset(10, 'cifar10', (_CIFAR10_BIN, _CIFAR10_PY), 10000, 'alexnet_cifar'),
-    'cifar100': Dataset(100, 'cifar100', (_CIFAR100_BIN, _CIFAR100_PY), 10000, 'resnet_cifar'),
+                      5000, 'mnist_shift', image_shape=_MNIST_SHAPE),
+    'cifar10': Dataset(10, 'cifar10', (_CIFAR10_BIN, _CIFAR10_PY), 10000, 'alexnet_cifar',
+                       image_shape=_CIFAR_SHAPE),
+    'cifar100': Dataset(100, 'cifar100', (_CIFAR100_BIN, _CIFAR100_PY), 10000, 'resnet_cifar',
+                        image_shape=_CIFAR_SHAPE),
     'imagenet2012': Dataset(1000, 'imagenet2012', (), 50000, 'inception', streamed=True,
                             test_split='validation',
                             official_sizes=(('train', 1_281_167), ('validation', 50_000))),

@@ -89,8 +89,9 @@ def calibration_section(results_dir, where, table):
   lines = []
   key = (table.get('model'), table.get('dataset'))
   refs = ref.CALIBRATION.get(key, {})
-  lines += _heading(results_dir, where, table, f'### Calibration (ECE, 15 bins): {key[0]} on '
-                    f'{key[1]} ({where}, {table["split"]} split)')
+  lines += _heading(results_dir, where, table,
+                    f'### Calibration (ECE, {table["num_bins"]} bins): {key[0]} on {key[1]} '
+                    f'({where}, {table["split"]} split)')
   lines += _table_head(['model', 'this project', *refs])
   for row in table['rows']:
     if row['kind'] == 'temperature_scaled':

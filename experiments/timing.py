@@ -30,20 +30,18 @@ def recipe_step_seconds(config, strategy, steps, warmup=5, jit_compile=False,
   """Seconds per training step of config's model, optimizer and batch size on one cached
   synthetic batch: the model's step cost alone, without the input pipeline."""
   from models import training  # pylint: disable=g-import-not-at-top
-  keras.backend.clear_session()
-  keras.config.set_dtype_policy(config.dtype_policy)
-  try:
-    with strategy.scope():
-      model = training.build_for(config)
-      training.compile_model(model, config, 1000, jit_compile,
-                             steps_per_execution=steps_per_execution)
-    shape = (config.batch_size,) + model.input_shape[1:]
-    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    y = np.zeros(config.batch_size, np.int32)
-    dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
-    return steady_step_seconds(model, dataset, steps, warmup), model
-  finally:
-    keras.config.set_dtype_policy('float32')
+
+  def build():
+    model = training.build_for(config)
+    training.compile_model(model, config, 1000, jit_compile,
+                           steps_per_execution=steps_per_execution)
+    return model
+  model = training.build_under_policy(config, strategy, build)
+  shape = (config.batch_size,) + model.input_shape[1:]
+  x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+  y = np.zeros(config.batch_size, np.int32)
+  dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
+  return steady_step_seconds(model, dataset, steps, warmup), model
 
 
 def inference_seconds(model, batch_size, repeats=5):

@@ -18,6 +18,7 @@ _TRUNCATED_STD = 0.87962566103423978
 # The smallest square input whose Mixed_6h grid (5 x 5) holds the auxiliary head's 5x5 pool, as
 # in slim, whose VALID pool fails on smaller grids too.
 AUX_HEAD_MIN_INPUT = 107
+MIN_INPUT = 75  # the smallest view its stride-2 'VALID' stages leave at least 1 x 1
 
 
 def _conv_initializer():

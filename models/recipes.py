@@ -8,7 +8,7 @@ import math
 from typing import Optional, Tuple
 
 from data import preprocessing, sources
-from models.inception_v4 import AUX_HEAD_MIN_INPUT
+from models.inception_v4 import AUX_HEAD_MIN_INPUT, MIN_INPUT as INCEPTION_MIN_INPUT
 
 
 @dataclasses.dataclass
@@ -162,6 +162,11 @@ def recipe(model, **overrides):
   fields.update({k: v for k, v in overrides.items() if v is not None})
   if overrides.get('train_epochs') is not None and overrides.get('train_steps') is None:
     fields['train_steps'] = None  # epochs given explicitly win over the recipe's steps
+  dataset = sources.DATASETS.get(fields['dataset'])
+  if (dataset and not dataset.streamed and overrides.get('preprocessing') is None and
+      fields['preprocessing'] in preprocessing.CHAINS and
+      not preprocessing.takes(fields['preprocessing'], dataset.image_shape)):
+    fields['preprocessing'] = dataset.preprocessing  # e.g. resnet56 on MNIST: MNIST's chain
   config = TrainConfig(**fields)
   config.lr_boundaries = tuple(float(b) for b in config.lr_boundaries)
   validate(config)
@@ -182,9 +187,20 @@ def choices(config_type):
           'teacher_outputs': TEACHER_OUTPUTS[1:]}
 
 
+def _view_size(config):
+  """The side of the views the model sees (None: an unknown chain, refused by its own check)."""
+  shape = preprocessing.OUTPUT_SHAPES.get(config.preprocessing)
+  return config.image_size or (shape[0] if shape else None)
+
+
+def _shape(shape):
+  return ' x '.join('any' if d is None else str(d) for d in shape)
+
+
 def validate(config):
+  view, dataset = _view_size(config), sources.DATASETS.get(config.dataset)
   checks = [
-      (config.dataset in sources.DATASETS, f'unknown dataset "{config.dataset}"; choose one of '
+      (dataset is not None, f'unknown dataset "{config.dataset}"; choose one of '
        f'{", ".join(sorted(sources.DATASETS))}'),
       (0.0 <= config.label_smoothing < 1.0, f'label_smoothing must be in [0, 1), got '
        f'{config.label_smoothing}'),
@@ -211,16 +227,23 @@ def validate(config):
       (config.model == 'inception_v4' or (config.aux_loss_weight == 0 and
                                           config.width_multiplier == 1),
        'aux_loss_weight and width_multiplier are inception_v4 settings'),
-      (not has_aux_head(config) or config.preprocessing not in preprocessing.OUTPUT_SHAPES or
-       (config.image_size or preprocessing.OUTPUT_SHAPES[config.preprocessing][0]) >=
-       AUX_HEAD_MIN_INPUT,
+      (not has_aux_head(config) or view is None or view >= AUX_HEAD_MIN_INPUT,
        f'the auxiliary head needs views of at least {AUX_HEAD_MIN_INPUT} px '
        f'(image_size {config.image_size}); set aux_loss_weight=0 for smaller ones'),
-      (config.dataset not in sources.DATASETS or sources.DATASETS[config.dataset].streamed ==
+      (dataset is None or dataset.streamed ==
        (config.preprocessing in preprocessing.PER_EXAMPLE_CHAINS),
        f'preprocessing "{config.preprocessing}" does not fit dataset "{config.dataset}": '
        'streamed datasets (imagenet2012) take a per-example chain (inception), the others a '
        'batched one'),
+      (dataset is None or config.preprocessing not in preprocessing.INPUT_SHAPES or
+       preprocessing.takes(config.preprocessing, dataset.image_shape),
+       f'preprocessing "{config.preprocessing}" takes '
+       f'{_shape(preprocessing.INPUT_SHAPES.get(config.preprocessing, ()))} images, dataset '
+       f'"{config.dataset}" has {_shape(dataset.image_shape if dataset else ())}; leave '
+       'preprocessing unset to use the dataset\'s own'),
+      (config.model != 'inception_v4' or view is None or view >= INCEPTION_MIN_INPUT,
+       f'inception_v4 needs views of at least {INCEPTION_MIN_INPUT} px; {config.dataset} '
+       f'with preprocessing {config.preprocessing} gives {view}'),
       (config.init_variance > 0, 'init_variance must be positive'),
       (config.label_smoothing_convention in LABEL_SMOOTHING_CONVENTIONS,
        'label_smoothing_convention must be uniform or t2t'),

@@ -55,3 +55,16 @@ def test_benchmark_train_prints_rates_and_flops():
   line = next(l for l in result.stdout.splitlines() if l.startswith('fc '))
   assert 'examples/s' in line and 'GFLOP/s of convolutions and matmuls' in line
   assert 'float32 4096x4096 matmul measured here' in line
+
+
+def test_timing_a_recipe_restores_the_callers_dtype_policy():
+  """It once reset the policy to float32 instead of restoring the caller's."""
+  keras.config.set_dtype_policy('mixed_bfloat16')
+  try:
+    config = recipes.recipe('fc', width=8, batch_size=4)
+    seconds, model = timing.recipe_step_seconds(config, tf.distribute.get_strategy(), steps=3,
+                                                warmup=1)
+    assert seconds > 0 and model.dtype_policy.name == 'float32'  # built under its own policy
+    assert keras.config.dtype_policy().name == 'mixed_bfloat16'
+  finally:
+    keras.config.set_dtype_policy('float32')

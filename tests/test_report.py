@@ -45,7 +45,7 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
                 'accuracy_std': 0.0}]}, 'accuracy')
   # No published ECE exists for this model: the table has no reference column.
   _write(str(run / 'calibration' / 'calibration.json'), {
-      'model': 'alexnet', 'dataset': 'cifar10', 'split': 'test',
+      'model': 'alexnet', 'dataset': 'cifar10', 'split': 'test', 'num_bins': 10,
       'rows': [{'kind': 'label_smoothing', 'label': 'alpha=0', 'alpha': 0.0, 'ece': 0.0193},
                {'kind': 'temperature_scaled', 'label': 'alpha=0 + temperature scaling',
                 'ece': 0.0107, 'temperature': 1.063}]}, 'calibration')
@@ -65,6 +65,7 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   assert accuracy['0'] == ['80.02 (1 seed(s), 30000 steps)', '86.80 +- 0.20', '85.01']
   assert tables[2][2] == ['alpha=0', '0.019']  # accuracy sections come first
   assert tables[2][3] == ['alpha=0 + temperature scaling', '0.011 (T 1.06)']
+  assert '### Calibration (ECE, 10 bins): alexnet on cifar10' in text  # the recorded count
   # The note is under both sections from the stand-in folder (the calibration one through its
   # parent), and under no other.
   assert text.count('Stand-in data, 30,000 of 390,000 steps.') == 2
@@ -105,7 +106,8 @@ def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(t
   out.mkdir()
   (out / 'reliability.png').write_bytes(b'png')
   path = section_results.write(str(out), 'calibration', {
-      'model': 'fc', 'dataset': 'mnist', 'split': 'test', 'rows': []}, PROVENANCE)
+      'model': 'fc', 'dataset': 'mnist', 'split': 'test', 'num_bins': 15, 'rows': []},
+      PROVENANCE)
   with open(path) as f:
     written = json.load(f)
   assert os.path.basename(path) == 'calibration.json'
