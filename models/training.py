@@ -18,6 +18,7 @@ import signal
 import tempfile
 import threading
 import time
+import weakref
 from typing import Callable, Optional
 
 import keras
@@ -316,23 +317,36 @@ def _fit_segments(start, stop, chunk):
     yield start, stop, chunk
 
 
+# model -> its compiled evaluation step: traced once per model and batch shape, not per call (an
+# Inception-v4 trace costs tens of seconds, and a run evaluates at every checkpoint).
+_LOGITS_STEPS = weakref.WeakKeyDictionary()
+
+
+def _logits_step(model):
+  """(replicas, tf.function images -> main-output logits), one step split among the replicas
+  of this worker (the chief evaluates alone under multi-worker training)."""
+  if model not in _LOGITS_STEPS:
+    strategy = model.distribute_strategy
+    replicas = len(strategy.experimental_local_results(  # this worker's
+        strategy.experimental_distribute_values_from_function(lambda _: tf.zeros(()))))
+
+    @tf.function
+    def logits_of(images):
+      parts = tf.split(images, replicas)
+      per_replica = strategy.experimental_distribute_values_from_function(
+          lambda context: parts[context.replica_id_in_sync_group % replicas])
+      outputs = strategy.run(lambda x: model(x, training=False), args=(per_replica,))
+      main = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+      return tf.concat(strategy.experimental_local_results(main), 0)
+    _LOGITS_STEPS[model] = replicas, logits_of
+  return _LOGITS_STEPS[model]
+
+
 def predict_logits(model, dataset):
   """(logits, labels) of a pass in the dataset's order; a model with an auxiliary head is read
   by its main output. One compiled step a batch, split among the replicas of the model's
-  strategy (this worker's only: the chief evaluates alone under multi-worker training)."""
-  strategy = model.distribute_strategy
-  replicas = len(strategy.experimental_local_results(  # this worker's
-      strategy.experimental_distribute_values_from_function(lambda _: tf.zeros(()))))
-
-  @tf.function
-  def logits_of(images):
-    parts = tf.split(images, replicas)
-    per_replica = strategy.experimental_distribute_values_from_function(
-        lambda context: parts[context.replica_id_in_sync_group % replicas])
-    outputs = strategy.run(lambda x: model(x, training=False), args=(per_replica,))
-    main = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-    return tf.concat(strategy.experimental_local_results(main), 0)
-
+  strategy (_logits_step)."""
+  replicas, logits_of = _logits_step(model)
   logits, labels, rows = [], [], None
   for images, y in dataset:
     count = int(tf.shape(images)[0])
@@ -465,12 +479,18 @@ def build_under_policy(config, strategy, build):
 # call costs about 1 ms of Python and executor start, 8% of fc's 12 ms bf16 step; 20 steps a
 # call measured no faster than 10 (issue 19).
 AUTO_STEPS_PER_EXECUTION = 10
+# ...except for runs with fewer steps than this left: Keras traces a multi-step call's step
+# twice (before its loop and inside it), which costs more than the ~1 ms a step saves on so few
+# steps (an Inception-v4 step's trace took 36 s on a 2-core Zen 3).
+AUTO_MIN_STEPS = 1000
 
 
-def resolve_steps_per_execution(requested, periods):
+def resolve_steps_per_execution(requested, periods, steps_left=None):
   """`requested`, or for 0 (auto) the largest divisor of AUTO_STEPS_PER_EXECUTION that divides
-  every period (the steps where a run resumes, checkpoints, stops or records): callbacks see
-  only every steps_per_execution-th step."""
+  every period (the steps where a run resumes, checkpoints, stops or records), or 1 with fewer
+  than AUTO_MIN_STEPS steps left: callbacks see only every steps_per_execution-th step."""
+  if not requested and steps_left is not None and steps_left < AUTO_MIN_STEPS:
+    return 1
   return requested or math.gcd(AUTO_STEPS_PER_EXECUTION, *periods)
 
 
@@ -515,7 +535,8 @@ def fit_resumably(model, trained, config, output_dir, steps, train_dataset, *, s
                          '(a Keras bug); leave it at 0 or 1.')
       steps_per_execution = 1
     trained.steps_per_execution = resolve_steps_per_execution(steps_per_execution, [
-        chunk, stop, start, *(c.every for c in extra_callbacks if hasattr(c, 'every'))])
+        chunk, stop, start, *(c.every for c in extra_callbacks if hasattr(c, 'every'))],
+                                                              stop - start)
     _check_steps_per_execution(trained.steps_per_execution, chunk, stop, start)
     if start < stop:
       tensorboard = keras.callbacks.TensorBoard(log_dir)

@@ -84,11 +84,17 @@ def test_steps_per_execution_trains_the_same_weights_and_resumes(tmp_path, share
                                 **kwargs)
 
 
-def test_auto_steps_per_execution_divides_every_period(tmp_path, shared_data):
+def test_auto_steps_per_execution_divides_every_period(tmp_path, shared_data, monkeypatch):
   assert training.resolve_steps_per_execution(0, [1000, 30000, 0]) == 10
   assert training.resolve_steps_per_execution(0, [10, 25, 0]) == 5
   assert training.resolve_steps_per_execution(0, [10, 40, 20, 4]) == 2
   assert training.resolve_steps_per_execution(3, [10, 40]) == 3  # given: kept (then checked)
+  # A short run takes one step a call (a second trace would cost more than it saves)...
+  assert training.resolve_steps_per_execution(0, [1000, 30000, 0], steps_left=999) == 1
+  assert training.resolve_steps_per_execution(0, [1000, 30000, 0], steps_left=1000) == 10
+  assert training.resolve_steps_per_execution(4, [1000, 30000, 0], steps_left=10) == 4
+  # ...so the real run below, of 20 steps, shows the divisor rule with that floor lowered.
+  monkeypatch.setattr(training, 'AUTO_MIN_STEPS', 0)
   seen = []
 
   class EveryFourSteps(keras.callbacks.Callback):
