@@ -238,10 +238,10 @@ def test_inception_colour_distortion_is_slims_fast_mode_ordering():
 def test_figure1_reads_its_classes_from_a_streamed_split(tiny):
   from models import recipes  # pylint: disable=g-import-not-at-top
   from visualization import penultimate  # pylint: disable=g-import-not-at-top
-  config = recipes.recipe('inception_v4', dataset='tiny_streamed', image_size=16,
-                          validation_size=8, aux_loss_weight=0.0)  # 16 px: no auxiliary head
+  config = recipes.recipe('inception_v4', dataset='tiny_streamed', image_size=75,
+                          validation_size=8, aux_loss_weight=0.0)  # 75 px: no auxiliary head
   train = set(_labels(data.build_dataset('tiny_streamed', 'train', batch_size=4, training=False,
                                          data_dir=tiny, image_size=16)))
   classes = sorted(train)[:3]
   images, labels = penultimate.class_examples(config, 'train', classes, 1, tiny)
-  assert images.shape == (3, 16, 16, 3) and list(labels) == classes
+  assert images.shape == (3, 75, 75, 3) and list(labels) == classes
