@@ -330,12 +330,14 @@ def _logits_step(model):
     replicas = len(strategy.experimental_local_results(  # this worker's
         strategy.experimental_distribute_values_from_function(lambda _: tf.zeros(()))))
 
+    model_ref = weakref.ref(model)  # a strong one here would keep the model's entry forever
+
     @tf.function
     def logits_of(images):
       parts = tf.split(images, replicas)
       per_replica = strategy.experimental_distribute_values_from_function(
           lambda context: parts[context.replica_id_in_sync_group % replicas])
-      outputs = strategy.run(lambda x: model(x, training=False), args=(per_replica,))
+      outputs = strategy.run(lambda x: model_ref()(x, training=False), args=(per_replica,))
       main = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
       return tf.concat(strategy.experimental_local_results(main), 0)
     _LOGITS_STEPS[model] = replicas, logits_of

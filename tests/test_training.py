@@ -1,5 +1,6 @@
 """Training core: tf.distribute equivalence, exact resumption, a real MNIST run, user errors."""
 import dataclasses
+import gc
 import json
 import os
 import re
@@ -260,3 +261,22 @@ def test_more_user_mistakes_get_one_line_errors(tmp_path, shared_data):
       'experiments.train', '--model=fc', '--lr_boundaries=0.5,2', f'--output_dir={tmp_path}'))
   assert 'value should be one of' in _one_line_error(run_binary(
       'experiments.train', '--model=fc', '--dtype_policy=bf16', f'--output_dir={tmp_path}'))
+
+
+def test_evaluation_traces_once_per_model_and_forgets_a_deleted_model():
+  """predict_logits once built a new tf.function at every call, so every evaluation of a run
+  re-traced the network (tens of seconds for Inception-v4); now one trace per model and batch
+  shape, and the cache lets a deleted model go."""
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name='logits')])
+  x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+  dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(5))).batch(2)
+  first, labels = training.predict_logits(model, dataset)
+  second, _ = training.predict_logits(model, dataset)
+  np.testing.assert_allclose(first, model(x).numpy(), rtol=1e-6)
+  np.testing.assert_array_equal(first, second)
+  np.testing.assert_array_equal(labels, np.arange(5))
+  assert training._logits_step(model)[1].experimental_get_tracing_count() == 1  # pylint: disable=protected-access
+  before = len(training._LOGITS_STEPS)  # pylint: disable=protected-access
+  del model
+  gc.collect()
+  assert len(training._LOGITS_STEPS) == before - 1  # pylint: disable=protected-access
