@@ -34,5 +34,5 @@ setuptools.setup(
         'sacrebleu>=2.4,<3',  # BLEU
     ],
     # 'test' brings the CPU build, so that '.[test]' alone is a working checkout.
-    extras_require={'cpu': CPU, 'tpu': TPU, 'test': ['pytest>=8'] + CPU},
+    extras_require={'cpu': CPU, 'tpu': TPU, 'test': ['pytest>=8', 'pytest-xdist>=3.5,<4'] + CPU},
 )

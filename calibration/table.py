@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from calibration import metrics, temperature
-from data import run_files, section_results
+from data.run_directory import run_files, section_results
 
 SWEEP_TEMPERATURES = tuple(np.round(np.arange(0.5, 4.01, 0.1), 2))
 

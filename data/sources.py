@@ -9,6 +9,7 @@ import hashlib
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from data import readers
 from data.readers import DataError
@@ -172,7 +173,6 @@ def _expected_files(layout):
 
 def _load_tfds(tfds_name, data_dir, download):
   """A tfds copy that is already prepared (or prepared now when download=True), else None."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   for tfds_dir in ([data_dir] if data_dir else []) + [None]:
     builder = tfds.builder(tfds_name, data_dir=tfds_dir)

@@ -73,7 +73,7 @@ def _split_sizes(tfds_name, data_dir):
 
 def _read(tfds_name, data_dir, spec, shuffle_seed=None):
   """The examples of a split string, in the prepared order or in a seeded shard order."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, try_autocache=False,
                                 interleave_cycle_length=READ_PARALLELISM)
   options = tf.data.Options()

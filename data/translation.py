@@ -15,12 +15,15 @@
   tensor2tensor's length buckets with a fixed size per bucket; 'fixed' pads every pair to
   max_length as tensor2tensor's TPU input_fn does (one shape; longer pairs dropped).
 """
+import io
 import os
 
 import numpy as np
+import sentencepiece as spm
 import tensorflow as tf
+import tensorflow_text as text
 
-from data import run_files
+from data.run_directory import run_files
 from data.readers import DataError
 from data.sources import DEFAULT_DATA_DIR
 
@@ -88,7 +91,7 @@ def read_wmt14(split, data_dir=None, download=False, limit=None):
 
 
 def tfds_numpy(dataset):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   return tfds.as_numpy(dataset)
 
 
@@ -114,8 +117,6 @@ def learn_vocabulary(sentences, vocab_size, path):
   """Trains a SentencePiece model on `sentences` into `path` (once: an existing one is kept)."""
   if tf.io.gfile.exists(path):
     return path
-  import io  # pylint: disable=g-import-not-at-top
-  import sentencepiece as spm  # pylint: disable=g-import-not-at-top
   model = io.BytesIO()
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
@@ -134,7 +135,6 @@ class Vocabulary:
   """A stored SentencePiece model applied in TensorFlow (tokenize in tf.data, detokenize)."""
 
   def __init__(self, path):
-    import tensorflow_text as text  # pylint: disable=g-import-not-at-top
     with tf.io.gfile.GFile(path, 'rb') as f:
       self.proto = f.read()
     try:

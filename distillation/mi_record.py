@@ -15,9 +15,9 @@ import tensorflow as tf
 
 import data
 from data import preprocessing
-from data import run_files
+from data.run_directory import run_files
 from distillation.mutual_information import mutual_information
-from models import training
+from models import classifier, trainer
 
 RECORD = 'mutual_information.json'
 
@@ -103,7 +103,7 @@ class MutualInformationRecord(keras.callbacks.Callback):
 
 def recorder(config, run_dir, classes, every, data_dir=None, examples_per_class=300, num_draws=5,
              seed=0, in_sample=False):
-  """callbacks(chief) for training.train_and_evaluate: the run's record of I_hat for `classes`
+  """callbacks(chief) for classifier.train_and_evaluate: the run's record of I_hat for `classes`
   (the first `examples_per_class` training examples of each), every `every` steps."""
   images, _ = select_examples(config.dataset, classes, examples_per_class, data_dir,
                               config.validation_size)
@@ -120,8 +120,8 @@ def at_initialization(config, seeds, images, classes, num_draws=5, seed=0, in_sa
   values = []
   for init_seed in seeds:
     seeded = dataclasses.replace(config, seed=init_seed)
-    model = training.build_under_policy(seeded, tf.distribute.get_strategy(),
-                                        lambda: training.build_for(seeded))
+    model = trainer.build_under_policy(seeded, tf.distribute.get_strategy(),
+                                        lambda: classifier.build_for(seeded))
     values.append(mutual_information(logit_differences(model, views, classes), in_sample))
   return values
 

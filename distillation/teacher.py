@@ -7,6 +7,7 @@ crop offset and flip, the student's 24x24 crop being the centre of the teacher's
 cached: one pass of the teacher over the clean training images, looked up by example index;
 exact for students without augmentation (MNIST), an approximation for augmented ones, faster.
 """
+import functools
 import os
 
 import keras
@@ -14,20 +15,21 @@ import numpy as np
 import tensorflow as tf
 
 import data
-from data import preprocessing, run_files
+from data import preprocessing
+from data.run_directory import run_files
 from distillation.losses import DistillationLoss
 from distillation.smoothness import smoothness_index
-from models import training
+from models import classifier, run_records, trainer
 
 
 def teacher_train_logits(teacher_dir, student_config, data_dir=None):
   """(logits [N_train, K], labels [N_train]) of the teacher on the student's clean train split."""
-  teacher, teacher_config, _ = training.load_trained(teacher_dir)
+  teacher, teacher_config, _ = classifier.load_trained(teacher_dir)
   _check_same_split(teacher_dir, teacher_config, student_config)
   ds = data.build_dataset(student_config.dataset, 'train', batch_size=1000, training=False,
                           data_dir=data_dir, preprocessing_name=teacher_config.preprocessing,
                           validation_size=student_config.validation_size)
-  return training.predict_logits(teacher, ds)
+  return classifier.predict_logits(teacher, ds)
 
 
 TRAIN_LOGITS = 'train_logits.npz'  # beside a teacher's weights: gamma and T* from committed files
@@ -39,7 +41,7 @@ def recorded_train_logits(teacher_dir, data_dir=None):
   smoothness index and a matched temperature can be recomputed by anyone from the run folder."""
   path = os.path.join(teacher_dir, TRAIN_LOGITS)
   if not run_files.gfile.exists(path):
-    config, stored_data_dir = training.read_run_config(teacher_dir)
+    config, stored_data_dir = run_records.read_run_config(teacher_dir)
     logits, labels = teacher_train_logits(teacher_dir, config, data_dir or stored_data_dir)
     run_files.write_npz(path, logits=np.asarray(logits, np.float32), labels=labels)
   values = run_files.read_npz(path, fix='delete it: it is computed again from '
@@ -61,49 +63,54 @@ def teacher_outputs_mode(config):
   return 'cached' if preprocessing.is_deterministic(config.preprocessing) else 'on_the_fly'
 
 
-def student_objective(config, data_dir=None):
-  """training.Objective of a student: distillation loss on [student | teacher] logits."""
-  teacher_config, _ = training.read_run_config(config.teacher_dir)
-  _check_same_split(config.teacher_dir, teacher_config, config)
-  mode = teacher_outputs_mode(config)
-  loss = DistillationLoss(config.distillation, config.distill_beta, config.distill_temperature,
-                          config.student_temperature, config.label_smoothing)
-  logits, labels = teacher_train_logits(config.teacher_dir, config, data_dir)
-  results = {'teacher_outputs': mode,
-             'teacher_smoothness_index': smoothness_index(logits, labels,
-                                                          config.distill_temperature)}
+class StudentTask(classifier.ClassifierTask):
+  """A student (config.teacher_dir set): the distillation loss on [student | teacher] logits,
+  the teacher's outputs cached by example index or computed on the fly (teacher_outputs_mode);
+  evaluated as every classifier is."""
+  splits_by_file = False
 
-  def stream(data_dir, start, **kwargs):
-    return training.train_dataset(config, data_dir, start, **kwargs)
+  def prepare(self, strategy):
+    del strategy
+    config = self.config
+    self.teacher_config, _ = run_records.read_run_config(config.teacher_dir)
+    _check_same_split(config.teacher_dir, self.teacher_config, config)
+    self.mode = teacher_outputs_mode(config)
+    logits, labels = teacher_train_logits(config.teacher_dir, config, self.data_dir)
+    self.teacher_logits = np.asarray(logits, np.float32)
+    self.smoothness = smoothness_index(logits, labels, config.distill_temperature)
 
-  if mode == 'cached':
-    table = tf.constant(np.asarray(logits, np.float32))
+  def loss(self):
+    config = self.config
+    return DistillationLoss(config.distillation, config.distill_beta,
+                            config.distill_temperature, config.student_temperature,
+                            config.label_smoothing)
 
-    def wrap(student):
-      cached = keras.Input((table.shape[-1],), name='teacher_logits')
-      return _joined(student, cached, cached)
+  def trained_model(self, model):
+    if self.mode == 'cached':
+      cached = keras.Input((self.teacher_logits.shape[-1],), name='teacher_logits')
+      return _joined(model, cached, cached)
+    teacher, _, _ = classifier.load_trained(self.config.teacher_dir)
+    teacher.trainable = False
+    view = keras.Input(teacher.input_shape[1:], name='teacher_view')
+    return _joined(model, view, teacher(view, training=False))
 
-    def dataset(data_dir, start):
-      return stream(data_dir, start, with_index=True).map(
-          lambda x, y, i: ((x, tf.gather(table, i)), y), num_parallel_calls=tf.data.AUTOTUNE,
-          deterministic=True)
-  else:
-    def wrap(student):
-      teacher, _, _ = training.load_trained(config.teacher_dir)
-      teacher.trainable = False
-      view = keras.Input(teacher.input_shape[1:], name='teacher_view')
-      return _joined(student, view, teacher(view, training=False))
+  def train_dataset(self, start_step):
+    stream = functools.partial(classifier.train_dataset, self.config, self.data_dir, start_step)
+    if self.mode != 'cached':
+      return stream(teacher_view=self.teacher_config.preprocessing)
+    table = tf.constant(self.teacher_logits)
+    return stream(with_index=True).map(
+        lambda x, y, i: ((x, tf.gather(table, i)), y), num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True)
 
-    def dataset(data_dir, start):
-      return stream(data_dir, start, teacher_view=teacher_config.preprocessing)
-  return training.Objective(loss=loss, wrap=wrap, train_dataset=dataset, results=results)
+  def results(self):
+    return {'teacher_outputs': self.mode, 'teacher_smoothness_index': self.smoothness}
 
 
-def train_student(config, output_dir, **kwargs):
-  """training.train_and_evaluate for a student (config.teacher_dir set); kwargs pass through."""
-  return training.train_and_evaluate(
-      config, output_dir, objective=lambda: student_objective(config, kwargs.get('data_dir')),
-      **kwargs)
+def train_student(config, output_dir, *, data_dir=None, options=None, callbacks=None):
+  """Trains (resumes, or returns the finished) student `config` into output_dir with the one
+  loop; as classifier.train_and_evaluate."""
+  return trainer.run_task(StudentTask(config, output_dir, data_dir), options, callbacks)
 
 
 def _joined(student, teacher_input, teacher_logits):

@@ -8,7 +8,8 @@ import os
 
 from absl import flags
 
-from experiments import common
+from experiments import common, sweep
+from models import recipes
 
 common.define_section_flags('Sweep directory (one run directory per point).',
                             alphas=['0', '0.05', '0.1', '0.15', '0.3'])
@@ -20,12 +21,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from experiments import sweep  # pylint: disable=g-import-not-at-top
-  from models import recipes  # pylint: disable=g-import-not-at-top
   overrides = common.recipe_overrides()
   results = sweep.run_grid(FLAGS.output_dir, FLAGS.model, [float(a) for a in FLAGS.alphas],
                            [int(s) for s in FLAGS.seeds], overrides,
-                           **common.train_kwargs())
+                           data_dir=FLAGS.data_dir, options=common.run_options())
   dataset = recipes.recipe(FLAGS.model, **overrides).dataset
   run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, s)) for a, s in results]
   print(sweep.write_table(sweep.accuracy_rows(results, FLAGS.split), FLAGS.output_dir,

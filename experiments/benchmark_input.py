@@ -9,7 +9,9 @@ import tempfile
 import time
 
 from absl import flags
+import numpy as np
 
+import data
 from experiments import common
 
 flags.DEFINE_integer('batches', 200, 'Batches timed per pipeline (after 20 warm-up batches).')
@@ -22,7 +24,6 @@ PIPELINES = [('mnist', 'mnist_shift'), ('mnist', 'mnist'), ('cifar10', 'alexnet_
 
 
 def _synthetic_cifar10(directory):
-  import numpy as np  # pylint: disable=g-import-not-at-top
   d = os.path.join(directory, 'cifar-10-batches-bin')
   os.makedirs(d)
   rng = np.random.default_rng(0)
@@ -32,7 +33,6 @@ def _synthetic_cifar10(directory):
 
 
 def images_per_second(dataset, preprocessing_name, data_dir):
-  import data  # pylint: disable=g-import-not-at-top
   ds = data.build_dataset(dataset, 'train', batch_size=FLAGS.batch_size, training=True,
                           data_dir=data_dir, preprocessing_name=preprocessing_name)
   iterator = iter(ds)
@@ -46,7 +46,6 @@ def images_per_second(dataset, preprocessing_name, data_dir):
 
 def main(argv):
   del argv
-  import data  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     for dataset, chain in PIPELINES:
       data_dir = FLAGS.data_dir

@@ -12,8 +12,10 @@ for mixed_bfloat16: how much of the machine the step uses, comparable across mac
 """
 
 from absl import flags
+import keras
 
-from experiments import common
+from experiments import common, timing
+from models import recipes, trainer
 
 flags.DEFINE_list('models', ['fc', 'alexnet', 'resnet56'], 'Models to time.')
 flags.DEFINE_list('dtype_policies', ['float32', 'mixed_bfloat16'], 'Keras dtype policies.')
@@ -28,16 +30,13 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  import keras  # pylint: disable=g-import-not-at-top
-  from experiments import timing  # pylint: disable=g-import-not-at-top
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
   strategy = common.make_strategy()
   peaks = {}  # compute dtype -> matmul FLOP/s
   for name in FLAGS.models:
     rates = {}
     for policy in FLAGS.dtype_policies:
       config = recipes.recipe(name, train_steps=1000, dtype_policy=policy)
-      per_call = training.resolve_steps_per_execution(
+      per_call = trainer.resolve_steps_per_execution(
           FLAGS.steps_per_execution, [FLAGS.checkpoint_every, config.train_steps])
       seconds, model = timing.recipe_step_seconds(config, strategy, FLAGS.steps,
                                                   jit_compile=FLAGS.jit_compile,

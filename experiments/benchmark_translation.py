@@ -13,8 +13,13 @@ any decoder, with its matmul GFLOP/s against this process's float32 matmul peak.
 import time
 
 from absl import flags
+import numpy as np
+import tensorflow as tf
 
+from data import translation
 from experiments import common
+from experiments.timing import matmul_peak_flops, median_seconds, steady_step_seconds
+from models import beam_search, recipes, translation_eval, translation_training
 
 flags.DEFINE_enum('model', 'transformer_small', ['transformer_small', 'transformer_base'],
                   'Translation recipe.')
@@ -33,11 +38,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from data import translation  # pylint: disable=g-import-not-at-top
-  from experiments.timing import matmul_peak_flops, median_seconds, steady_step_seconds  # pylint: disable=g-import-not-at-top
-  from models import beam_search, recipes, translation_eval, translation_training  # pylint: disable=g-import-not-at-top
   if FLAGS.run_dir:
     model, vocab, config, _ = translation_training.load_trained(FLAGS.run_dir)
   else:

@@ -9,7 +9,7 @@ import os
 
 from absl import flags
 
-from experiments import common
+from experiments import common, sweep
 
 common.define_section_flags('Sweep and calibration output directory.',
                             'Reuse these finished runs instead of training.',
@@ -21,13 +21,12 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from experiments import sweep  # pylint: disable=g-import-not-at-top
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
     alphas = [float(a) for a in FLAGS.alphas]
     sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
                    common.recipe_overrides(dataset=FLAGS.dataset or 'cifar100'),
-                   **common.train_kwargs())
+                   data_dir=FLAGS.data_dir, options=common.run_options())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed))
                 for a in alphas]
   print(sweep.calibrate_run_dirs(run_dirs, FLAGS.output_dir,

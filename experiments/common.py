@@ -9,17 +9,23 @@ import typing
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
-from absl import app  # pylint: disable=g-import-not-at-top
-from absl import flags
-from absl import logging
+from absl import app  # pylint: disable=g-import-not-at-top  (after the environment above)
+from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import logging  # pylint: disable=g-import-not-at-top
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+from data import DataError, sources  # pylint: disable=g-import-not-at-top
+from data.run_directory import section_results  # pylint: disable=g-import-not-at-top
+from data.run_directory.run_files import RunDirError  # pylint: disable=g-import-not-at-top
+from models import recipes, run_records, strategies, trainer  # pylint: disable=g-import-not-at-top
+from models.trainer import Stopped, TrainingDivergedError  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 STARTED = time.time()  # the provenance's wall time counts from here
 
 
 def define_data_flags():
-  from data.sources import DEFAULT_DATA_DIR  # pylint: disable=g-import-not-at-top
-  flags.DEFINE_string('data_dir', DEFAULT_DATA_DIR,
+  flags.DEFINE_string('data_dir', sources.DEFAULT_DATA_DIR,
                       'Folder with the raw dataset files (mnist/, cifar-10-batches-bin/, ...); '
                       'tfds is tried when they are not there. Reused runs (--run_dirs) read '
                       'the folder they were trained with unless this is given.')
@@ -112,7 +118,6 @@ def define_config_flags(config_type, registry, exclude=(), flag_values=FLAGS, **
   """One flag per field of a config dataclass (but `exclude`), typed from its annotation, with
   the type's HELP text and enums from its registries (models.recipes.choices). A flag left unset
   is None, so the recipe in `registry` decides, unless `defaults` gives the flag a default."""
-  from models import recipes  # pylint: disable=g-import-not-at-top
   hints = typing.get_type_hints(config_type)
   choices = recipes.choices(config_type)
   for field in dataclasses.fields(config_type):
@@ -155,7 +160,6 @@ _STUDENT_FIELDS = ('teacher_dir', 'distillation', 'distill_beta', 'distill_tempe
 def define_recipe_flags(default_model=None):
   """Overrides of the paper recipe (models.recipes.TrainConfig); the distillation binaries
   define the student's settings themselves."""
-  from models import recipes  # pylint: disable=g-import-not-at-top
   define_config_flags(recipes.TrainConfig, recipes.RECIPES, exclude=_STUDENT_FIELDS,
                       model=default_model, label_smoothing=0.0,
                       label_smoothing_convention='uniform', seed=0)
@@ -165,7 +169,6 @@ def define_recipe_flags(default_model=None):
 
 def recipe_overrides(**fixed):
   """The recipe fields set on the command line, plus `fixed` ones."""
-  from models import recipes  # pylint: disable=g-import-not-at-top
   return config_overrides(recipes.TrainConfig, exclude=_STUDENT_FIELDS, **fixed)
 
 
@@ -177,26 +180,24 @@ def define_training_flags(default_model=None):
 
 
 def make_strategy():
-  from models import training  # pylint: disable=g-import-not-at-top
-  training.configure_cpu_devices(FLAGS.num_cpu_devices)
-  return training.build_strategy(FLAGS.strategy, FLAGS.tpu)
+  strategies.configure_cpu_devices(FLAGS.num_cpu_devices)
+  return strategies.build_strategy(FLAGS.strategy, FLAGS.tpu)
 
 
-def train_kwargs():
-  """Keyword arguments of models.training.train_and_evaluate set by the runtime flags."""
-  return dict(data_dir=FLAGS.data_dir, strategy=make_strategy(), jit_compile=FLAGS.jit_compile,
-              checkpoint_every=FLAGS.checkpoint_every, stop_after_steps=FLAGS.stop_after_steps,
-              steps_per_execution=FLAGS.steps_per_execution)
+def run_options():
+  """The runtime flags as the one models.trainer.RunOptions every run of this command gets."""
+  return trainer.RunOptions(strategy=make_strategy(), checkpoint_every=FLAGS.checkpoint_every,
+                            stop_after_steps=FLAGS.stop_after_steps,
+                            steps_per_execution=FLAGS.steps_per_execution,
+                            jit_compile=FLAGS.jit_compile)
 
 
 def provenance(run_dirs, data_dir=None):
   """The provenance (data.section_results) of a result made from these finished runs: their
   seeds, what their data is (official, stand-in, unverified) and this command's wall time."""
-  from data import section_results, sources  # pylint: disable=g-import-not-at-top
-  from models import training  # pylint: disable=g-import-not-at-top
   seeds, identities = set(), {}
   for run_dir in run_dirs:
-    config, stored_data_dir = training.read_run_config(run_dir)
+    config, stored_data_dir = run_records.read_run_config(run_dir)
     seeds.add(config.seed)
     identities[config.dataset] = sources.identify(config.dataset, data_dir or stored_data_dir)
   return section_results.provenance(seeds, identities, time.time() - STARTED)
@@ -204,13 +205,9 @@ def provenance(run_dirs, data_dir=None):
 
 def run(main):
   """app.run(main), with user mistakes reported as one line instead of a traceback, and
-  SIGTERM or Ctrl-C ending it with one line on how to resume (models.training saves a
+  SIGTERM or Ctrl-C ending it with one line on how to resume (models.trainer saves a
   checkpoint first when the signal comes during training)."""
   def guarded(argv):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from data import DataError  # pylint: disable=g-import-not-at-top
-    from models.training import RunDirError, Stopped  # pylint: disable=g-import-not-at-top
-    from models.training import TrainingDivergedError  # pylint: disable=g-import-not-at-top
     logging.set_verbosity(logging.WARNING)  # keep tf.distribute's INFO chatter out of progress
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
       signal.signal(signal.SIGTERM, _terminated)  # by default it ends the process without a word
@@ -236,15 +233,22 @@ _OUTSIDE_TRAINING = ('stopped by {signal} outside training (finished work is kep
 
 def _terminated(signum, frame):
   del frame
-  from models.training import Stopped  # pylint: disable=g-import-not-at-top
   raise Stopped(_OUTSIDE_TRAINING.format(signal='SIGTERM'), signum)
 
 
-def run_with_defaults(main, **defaults):
-  """run(main) for a thin per-dataset binary that sets the shared body's flag defaults."""
-  for name, value in defaults.items():
-    FLAGS.set_default(name, value)
-  run(main)
+def define_dataset_rows(rows, what):
+  """--dataset must name one of `rows` (dataset -> the defaults of the flags it sets, which
+  main applies with apply_preset): how a section binary chooses among its settings."""
+  flags.register_validator('dataset', lambda name: name in rows,
+                           f'--dataset must be one of {", ".join(rows)} ({what}).')
+
+
+def apply_preset(values):
+  """Sets each flag of `values` (name -> value) that the command line did not set: how a binary's
+  --preset or --dataset chooses its variant's defaults."""
+  for name, value in values.items():
+    if not FLAGS[name].present:
+      FLAGS[name].value = value
 
 
 def _fail(message):

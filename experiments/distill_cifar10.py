@@ -9,11 +9,18 @@ cached-outputs check (experiments/distillation_section.py says what each is). Ea
 resumable run directory: a killed sweep continues where it stopped and finished points are
 reused, as are finished runs with the same config given in --reuse_dirs.
 """
+import dataclasses
 import os
 
 from absl import flags
 
-from experiments import common
+import data
+from data.run_directory import run_files, section_results
+from distillation import mi_record, train_student
+from experiments import common, report, timing
+from experiments import distillation_section as section
+from models import classifier, recipes
+from visualization import distillation as figures
 
 # The reduced schedule that fits a 2-core machine, on the CIFAR-10 stand-in: one teacher seed on
 # 16k of the 64k steps (drops kept at 1/2 and 3/4) recording Figure 6 every 500 steps, students
@@ -65,19 +72,11 @@ flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split plotted 
 common.define_training_flags()
 FLAGS = flags.FLAGS
 
-MI_CLASSES = (0, 5)  # airplane and dog, as experiments.mutual_information_cifar10
-
-
-def _apply_preset():
-  for name, value in PRESETS.get(FLAGS.preset, {}).items():
-    if not FLAGS[name].present:
-      FLAGS[name].value = value
+MI_CLASSES = (0, 5)  # airplane and dog, as experiments.mutual_information --dataset=cifar10
 
 
 def _measure(runs, strategy):
   """Step seconds of each model the plan still trains, and a teacher's forward pass."""
-  from experiments import timing  # pylint: disable=g-import-not-at-top
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
   measured = {}
   for run in runs:
     model = run.config.model
@@ -89,31 +88,29 @@ def _measure(runs, strategy):
                                                                run.config.batch_size)
   if any(r.config.teacher_outputs == 'on_the_fly' and r.config.teacher_dir for r in runs):
     measured.setdefault('teacher_forward', measured.get('resnet56') or timing.inference_seconds(
-        training.build_for(recipes.recipe('resnet56', dataset='cifar10')),
+        classifier.build_for(recipes.recipe('resnet56', dataset='cifar10')),
         runs[0].config.batch_size))
   measured.setdefault('alexnet', 0.0)
   return measured
 
 
-def _train(run, queued_seconds, kwargs):
-  from distillation import mi_record, train_student  # pylint: disable=g-import-not-at-top
-  from models import training  # pylint: disable=g-import-not-at-top
+def _train(run, queued_seconds, options):
+  options = dataclasses.replace(options, queued_seconds=queued_seconds)
   if run.config.teacher_dir:
-    return train_student(run.config, run.run_dir, queued_seconds=queued_seconds, **kwargs)
+    return train_student(run.config, run.run_dir, data_dir=FLAGS.data_dir, options=options)
   callbacks = None
   if run.group == 'teacher' and FLAGS.mi_every:
     callbacks = mi_record.recorder(run.config, run.run_dir, MI_CLASSES, FLAGS.mi_every,
-                                   kwargs['data_dir'], FLAGS.mi_examples_per_class)
-  return training.train_and_evaluate(run.config, run.run_dir, callbacks=callbacks,
-                                     queued_seconds=queued_seconds, **kwargs)
+                                   FLAGS.data_dir, FLAGS.mi_examples_per_class)
+  return classifier.train_and_evaluate(run.config, run.run_dir, data_dir=FLAGS.data_dir,
+                                       options=options, callbacks=callbacks)
 
 
-def _train_all(runs, num_train, step_seconds, later, kwargs, points, write):
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
+def _train_all(runs, num_train, step_seconds, later, options, points, write):
   queued = section.seconds_queued_after(runs, num_train, step_seconds, later)
   for run, queued_seconds in zip(runs, queued):
     print(f'[{run.name}] {run.run_dir}', flush=True)
-    results = _train(run, queued_seconds, kwargs)
+    results = _train(run, queued_seconds, options)
     if not results.get('finished'):
       return False  # --stop_after_steps: the sweep stops here, as a kill would
     points.append(section.point(run, results, FLAGS.output_dir))
@@ -123,9 +120,6 @@ def _train_all(runs, num_train, step_seconds, later, kwargs, points, write):
 
 def _write_section(points, planned):
   """Figure 5, its points and the findings from the points so far (`planned` runs in all)."""
-  from visualization import distillation as figures  # pylint: disable=g-import-not-at-top
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
                                            FLAGS.split)
   run_dirs = [run_files.resolve(p['run_dir'], FLAGS.output_dir) for p in points]
@@ -140,7 +134,6 @@ def _write_section(points, planned):
 def _finished_points(grid, runs, contrast_seeds):
   """The points of the finished planned runs and of the finished contrast runs (chosen from
   the first seed's points so far)."""
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
   points = [p for run in runs if (p := section.finished_point(run, FLAGS.output_dir))]
   if points:
     points += [p for run in section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
@@ -150,8 +143,7 @@ def _finished_points(grid, runs, contrast_seeds):
 
 def main(argv):
   del argv
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  _apply_preset()
+  common.apply_preset(PRESETS.get(FLAGS.preset, {}))
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
@@ -176,7 +168,6 @@ def main(argv):
     write(points)
   elif not _sweep(grid, contrast_seeds, write):
     return
-  from experiments import report  # pylint: disable=g-import-not-at-top
   print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_cifar10'])))
 
 
@@ -189,9 +180,7 @@ def _runs(grid):
 def _sweep(grid, contrast_seeds, write):
   """Prints the plan, then trains the teachers, the students (with the T* students solved from
   the finished teachers) and the contrasts chosen from them; True when all have finished."""
-  import data  # pylint: disable=g-import-not-at-top
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  kwargs = common.train_kwargs()
+  options = common.run_options()
   num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
   runs = _runs(grid)
   # Once the grid has finished, its points name the contrast runs: they are planned like the rest.
@@ -200,7 +189,7 @@ def _sweep(grid, contrast_seeds, write):
            if not grid.unsolved() and all(section.status(r) == 'finished' for r in runs)
            else [])
   todo = [r for r in runs + known if section.remaining_steps(r, num_train)]
-  step_seconds = _measure(todo or runs[:1], kwargs['strategy'])
+  step_seconds = _measure(todo or runs[:1], options.strategy)
   later = section.later_runs(grid, num_train, step_seconds, contrast_seeds, bool(known))
   print('\n'.join(section.plan_lines(runs + known, num_train, step_seconds, later)), flush=True)
   if FLAGS.dry_run:
@@ -210,7 +199,7 @@ def _sweep(grid, contrast_seeds, write):
   students = lambda: _runs(grid)[len(teachers):]
   if not _train_all(teachers, num_train, step_seconds,
                     later_seconds + sum(section.estimated_seconds(r, num_train, step_seconds)
-                                        for r in students()), kwargs, points, write):
+                                        for r in students()), options, points, write):
     return False
   grid = section.matched_temperatures(grid, FLAGS.data_dir)  # every teacher has finished
   if grid.matched:
@@ -218,12 +207,12 @@ def _sweep(grid, contrast_seeds, write):
           ', '.join(f'alpha {a:g}: {t:.4f}' for a, t in sorted(grid.matched.items())), flush=True)
   later_seconds = section.contrast_seconds(
       grid, num_train, step_seconds, len(contrast_seeds) * section.contrasts_per_seed(grid))
-  if not _train_all(students(), num_train, step_seconds, later_seconds, kwargs, points, write):
+  if not _train_all(students(), num_train, step_seconds, later_seconds, options, points, write):
     return False
   contrasts = section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
   if contrasts:
     print('contrast points: ' + ', '.join(r.name for r in contrasts), flush=True)
-  return _train_all(contrasts, num_train, step_seconds, 0.0, kwargs, points, write)
+  return _train_all(contrasts, num_train, step_seconds, 0.0, options, points, write)
 
 
 if __name__ == '__main__':

@@ -13,7 +13,10 @@ import os
 
 from absl import flags
 
-from experiments import common
+from data.run_directory import run_files, section_results
+from distillation import seeds, train_student
+from experiments import common, report
+from models import classifier, recipes, run_records
 
 common.define_section_flags('Where the runs and the table go.')
 flags.DEFINE_integer('num_seeds', 1, 'Seeds 0..N-1, four runs each (Table 4 over seeds: 5).',
@@ -32,41 +35,39 @@ common.define_training_flags(default_model='fc')
 FLAGS = flags.FLAGS
 
 
-def train_seed(seed, output_dir, base, kwargs):
+def train_seed(seed, output_dir, base, options):
   """The two teachers and their students for one seed; {network key: (results, run_dir)}."""
-  from distillation import train_student  # pylint: disable=g-import-not-at-top
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
   base = dict(base, seed=seed)
   teachers = {'teacher_dropout': (FLAGS.teacher_dropout_dir, dict(dropout=FLAGS.teacher_dropout)),
               f'teacher_ls{FLAGS.teacher_alpha:g}': (FLAGS.teacher_ls_dir,
                                                       dict(label_smoothing=FLAGS.teacher_alpha))}
-  runs = {}
+  trained = {}
   for key, (reuse_dir, changes) in teachers.items():
     teacher_dir = reuse_dir or os.path.join(output_dir, key)
-    runs[key] = (training.train_and_evaluate(recipes.recipe('fc', **dict(base, **changes)),
-                                             teacher_dir, **kwargs)
-                 if not reuse_dir else training.finished_results(teacher_dir), teacher_dir)
+    trained[key] = (classifier.train_and_evaluate(recipes.recipe('fc', **dict(base, **changes)),
+                                               teacher_dir, data_dir=FLAGS.data_dir,
+                                               options=options)
+                 if not reuse_dir else run_records.finished_results(teacher_dir), teacher_dir)
     student = recipes.recipe('fc', **dict(base, width=FLAGS.student_width, preprocessing='mnist',
                                           clip_norm=FLAGS.student_clip_norm,
                                           teacher_dir=teacher_dir, distillation='logits',
                                           distill_beta=FLAGS.beta))
     student_dir = os.path.join(output_dir, f'student_of_{key}')
-    runs[f'student_of_{key}'] = (train_student(student, student_dir, **kwargs), student_dir)
-  return runs
+    trained[f'student_of_{key}'] = (train_student(student, student_dir, data_dir=FLAGS.data_dir,
+                                               options=options), student_dir)
+  return trained
 
 
 def main(argv):
   del argv
-  from distillation import seeds  # pylint: disable=g-import-not-at-top
-  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
   if FLAGS.num_seeds > 1 and (FLAGS.teacher_dropout_dir or FLAGS.teacher_ls_dir):
     raise ValueError('--teacher_dropout_dir / --teacher_ls_dir reuse one seed\'s teachers; '
                      'leave them out with --num_seeds > 1.')
   base = dict(common.recipe_overrides(), width=1200, dropout=0.0, label_smoothing=0.0)
-  kwargs = common.train_kwargs()
+  options = common.run_options()
   rows, errors = [], {}
   for seed in range(base['seed'], base['seed'] + FLAGS.num_seeds):
-    runs = train_seed(seed, os.path.join(FLAGS.output_dir, f'seed_{seed}'), base, kwargs)
+    runs = train_seed(seed, os.path.join(FLAGS.output_dir, f'seed_{seed}'), base, options)
     errors[seed] = {}
     for key, (results, run_dir) in runs.items():
       error = 100.0 * (1.0 - results['metrics']['test']['accuracy'])
@@ -86,7 +87,6 @@ def main(argv):
   section_results.write(FLAGS.output_dir, 'distillation_mnist',
                         {'rows': rows, 'summary': summary},
                         common.provenance(run_dirs, FLAGS.data_dir))
-  from experiments import report  # pylint: disable=g-import-not-at-top
   print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_mnist'])))
 
 

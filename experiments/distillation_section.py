@@ -16,11 +16,11 @@ from typing import Optional
 
 import numpy as np
 
-from data import run_files
+from data.run_directory import checkpoints, run_files
 from distillation import seeds as seed_stats
 from distillation import smoothness
 from distillation.teacher import recorded_train_logits
-from models import recipes, training
+from models import recipes, run_records
 
 GROUP_DIRS = {
     'teacher': 'teachers',
@@ -138,15 +138,15 @@ def matched_temperatures(grid, data_dir=None):
 
 
 def _key(config):
-  return repr(sorted(training.config_to_json(config).items()))
+  return repr(sorted(run_records.config_to_json(config).items()))
 
 
 def reuse_index(run_dirs):
   """{config key: run dir} of finished runs offered for reuse (--reuse_dirs)."""
   index = {}
   for run_dir in run_dirs:
-    training.finished_results(run_dir)  # exists and finished, or one line saying what is not
-    config, _ = training.read_run_config(run_dir)
+    run_records.finished_results(run_dir)  # exists and finished, or one line saying what is not
+    config, _ = run_records.read_run_config(run_dir)
     index[_key(config)] = run_dir
   return index
 
@@ -183,7 +183,7 @@ def _progress(run):
   """(finished, step of the latest checkpoint), read from the run directory."""
   if run_files.gfile.exists(os.path.join(run.run_dir, 'results.json')):
     return True, None
-  return False, run_files.latest_checkpoint_step(run.run_dir)
+  return False, checkpoints.latest_checkpoint_step(run.run_dir)
 
 
 def status(run):
@@ -279,8 +279,8 @@ def finished_point(run, output_dir):
   holds another config is refused)."""
   if status(run) != 'finished':
     return None
-  training.check_same_run(run.run_dir, run.config)
-  return point(run, training.finished_results(run.run_dir), output_dir)
+  run_records.check_same_run(run.run_dir, run.config)
+  return point(run, run_records.finished_results(run.run_dir), output_dir)
 
 
 def _num_examples(p, split):

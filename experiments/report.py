@@ -11,9 +11,11 @@ import statistics
 
 from absl import flags
 
-from data import run_files, section_results
+from data.run_directory import run_files, section_results
 from experiments import common
+from experiments import distillation_section as distillation_rules
 from experiments import reference_numbers as ref
+from experiments import translation_section as translation_rules
 
 flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
 flags.DEFINE_string('output', None, 'Also write the report to this markdown file.')
@@ -149,8 +151,7 @@ def cifar10_distillation_section(results_dir, where, table):
       spread = f' [{r["min"]:.2f}, {r["max"]:.2f}]' if r['n'] > 1 else ''
       lines.append(_row([group.replace('_', ' '), f'{r["setting"]:g}', f'{r["gamma"]:.3f}',
                          f'{r["mean"]:.2f}{spread}', str(r['n'])]))
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  found = section.findings(table['points'], split)  # the current rules on the stored points
+  found = distillation_rules.findings(table['points'], split)  # current rules, stored points
   lines += ['', 'Paper findings (Section 4, Figure 5):', '']
   for key in ('teacher_improves', 'every_temperature_beats_baseline'):
     if key in found:
@@ -246,13 +247,12 @@ def translation_section(results_dir, where, table):
                        f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
                        f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
   if s and 'claims' in s:
-    from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
     lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', '']
-    claims, across = section.recorded_claims(table)  # the current rules on stored numbers
-    lines += section.claim_lines(claims)
+    claims, across = translation_rules.recorded_claims(table)  # current rules, stored numbers
+    lines += translation_rules.claim_lines(claims)
     if across:
       lines += ['', f'Across seeds {across["seeds"]} (paired by seed):', '']
-      lines += section.seed_claim_lines(across)
+      lines += translation_rules.seed_claim_lines(across)
   lines.append('')
   return lines
 
@@ -297,8 +297,7 @@ def distillation_claims(table):
 
 
 def cifar10_distillation_claims(table):
-  from experiments import distillation_section as section  # pylint: disable=g-import-not-at-top
-  found = section.findings(table['points'], table['split'])
+  found = distillation_rules.findings(table['points'], table['split'])
   out = [(f'Figure 5: {found[k]["text"]}', f'**{found[k]["verdict"]}** ({found[k]["test"]}: '
           f'{found[k]["observed"]})')
          for k in ('teacher_improves', 'every_temperature_beats_baseline') if k in found]
@@ -329,8 +328,7 @@ def mutual_information_claims(table):
 def translation_claims(table):
   if 'claims' not in table.get('summary', {}):
     return []
-  from experiments import translation_section as section  # pylint: disable=g-import-not-at-top
-  claims, across = section.recorded_claims(table)
+  claims, across = translation_rules.recorded_claims(table)
   if across:
     return [(f'Figure 4 / Table 3: {c["text"]}', _seed_test(c)) for c in across['claims']]
   return [(f'Figure 4 / Table 3: {c["claim"]}',

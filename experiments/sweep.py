@@ -1,24 +1,27 @@
 """Runs (or collects finished) training runs over a grid, one run directory per point."""
 import os
 
-from data import run_files, section_results
+from calibration import table
+from data.run_directory import run_files, section_results
 from distillation.seeds import mean_std
 from experiments import common
-from models import recipes, training
+from models import classifier, recipes
 
 
 def run_dir_name(alpha, seed):
   return f'alpha_{alpha:g}_seed_{seed}'
 
 
-def run_grid(output_dir, model, alphas, seeds, overrides, **train_kwargs):
-  """Trains every (alpha, seed) point that is not finished yet; returns {(alpha, seed): results}."""
+def run_grid(output_dir, model, alphas, seeds, overrides, data_dir=None, options=None):
+  """Trains every (alpha, seed) point that is not finished yet; returns {(alpha, seed): results}.
+  options: models.trainer.RunOptions."""
   results = {}
   for alpha in alphas:
     for seed in seeds:
       config = recipes.recipe(model, **dict(overrides, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(output_dir, run_dir_name(alpha, seed))
-      results[(alpha, seed)] = training.train_and_evaluate(config, run_dir, **train_kwargs)
+      results[(alpha, seed)] = classifier.train_and_evaluate(config, run_dir, data_dir=data_dir,
+                                                              options=options)
   return results
 
 
@@ -57,11 +60,10 @@ def write_table(rows, output_dir, model, dataset, provenance, split='test'):
 
 def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
   """Paper Table 3 and the reliability diagram for finished runs of one model and dataset."""
-  from calibration import table  # pylint: disable=g-import-not-at-top
   from visualization import reliability  # pylint: disable=g-import-not-at-top  (matplotlib)
   runs, configs = [], []
   for run_dir in run_dirs:
-    config, splits = training.run_logits(run_dir, data_dir)
+    config, splits = classifier.run_logits(run_dir, data_dir)
     if 'validation' not in splits:
       raise ValueError(f'{run_dir} has no validation split (validation_size=0); temperature '
                        'scaling needs one.')

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models import classifier, trainer
+
 
 def steady_step_seconds(model, dataset, steps, warmup=5):
   """Median seconds between consecutive training-step ends, after `warmup` steps.
@@ -29,14 +31,13 @@ def recipe_step_seconds(config, strategy, steps, warmup=5, jit_compile=False,
                         steps_per_execution=1):
   """Seconds per training step of config's model, optimizer and batch size on one cached
   synthetic batch: the model's step cost alone, without the input pipeline."""
-  from models import training  # pylint: disable=g-import-not-at-top
 
   def build():
-    model = training.build_for(config)
-    training.compile_model(model, config, 1000, jit_compile,
+    model = classifier.build_for(config)
+    classifier.compile_model(model, config, 1000, jit_compile,
                            steps_per_execution=steps_per_execution)
     return model
-  model = training.build_under_policy(config, strategy, build)
+  model = trainer.build_under_policy(config, strategy, build)
   shape = (config.batch_size,) + model.input_shape[1:]
   x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
   y = np.zeros(config.batch_size, np.int32)

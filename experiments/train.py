@@ -8,6 +8,7 @@ import json
 from absl import flags
 
 from experiments import common
+from models import classifier, recipes, run_records
 
 common.define_section_flags('Run directory (resumes if it holds this run).')
 common.define_training_flags()
@@ -17,10 +18,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
   config = recipes.recipe(FLAGS.model, **common.recipe_overrides())
-  print('config:', json.dumps(training.config_to_json(config)), flush=True)
-  results = training.train_and_evaluate(config, FLAGS.output_dir, **common.train_kwargs())
+  print('config:', json.dumps(run_records.config_to_json(config)), flush=True)
+  results = classifier.train_and_evaluate(config, FLAGS.output_dir, data_dir=FLAGS.data_dir,
+                                          options=common.run_options())
   print(json.dumps(results.get('metrics', results), indent=2))
 
 

@@ -14,8 +14,8 @@ import os
 
 from absl import flags
 
-from experiments import common
-from models import recipes
+from experiments import common, translation_section
+from models import recipes, translation_training
 
 common.define_section_flags('Where the runs, tables and figures go.',
                             'Reuse finished translation runs instead of training.',
@@ -52,8 +52,6 @@ FLAGS.set_default('checkpoint_every', 200)  # translation steps take seconds on 
 
 def main(argv):
   del argv
-  from experiments import translation_section  # pylint: disable=g-import-not-at-top
-  from models import translation_training  # pylint: disable=g-import-not-at-top
   settings = translation_section.EvalSettings(
       temperatures=[float(t) for t in FLAGS.scaling_temperatures],
       bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.scaling_temperatures],
@@ -62,14 +60,14 @@ def main(argv):
   data_dir = common.data_dir_for_reused_runs()
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
-    run_dirs = []
+    run_dirs, options = [], common.run_options()
     for seed, alpha in [(s, float(a)) for s in range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds)
                         for a in FLAGS.alphas]:
       config = recipes.translation_recipe(FLAGS.model, **common.config_overrides(
           recipes.TranslationConfig, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')
-      if translation_training.train_translation(config, run_dir,
-                                                **common.train_kwargs())['finished']:
+      if translation_training.train_translation(config, run_dir, data_dir=FLAGS.data_dir,
+                                                options=options)['finished']:
         # Evaluated as soon as trained: its translation_eval.json and hypotheses/ are small
         # enough to keep, its weights are not, so a sweep spread over sessions loses no run.
         translation_section.evaluate_run(run_dir, settings, data_dir, with_logits=False)

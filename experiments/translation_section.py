@@ -10,13 +10,14 @@ import time
 
 import numpy as np
 
-from data import translation
 from calibration.table import table3_lines
-from data import run_files, section_results
+from data import translation
+from data.run_directory import run_files, section_results
 from distillation import seeds
 from experiments import common
 from models import translation_eval, translation_training
 from visualization import reliability
+from visualization import translation as figure
 
 EVAL = 'translation_eval.json'
 HYPOTHESES = 'hypotheses'  # per run: {split}_T{temperature}.txt and decoding.json
@@ -301,7 +302,6 @@ def _at(rows, temperature):
 
 def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   """Evaluates every run, writes the section's tables and figures; returns the markdown."""
-  from visualization import translation as figure  # pylint: disable=g-import-not-at-top
   seeds = [translation_training.finished_config(d)[0].seed for d in run_dirs]
   first_seed = min(seeds)  # only its runs' logits are drawn
   every_seed = [evaluate_run(d, settings, data_dir, with_logits=s == first_seed)

@@ -11,7 +11,7 @@ import os
 import keras
 import numpy as np
 
-from data import run_files
+from data.run_directory import run_files
 
 BEST_WEIGHTS = 'best.weights.h5'
 BEST_RECORD = 'best.json'

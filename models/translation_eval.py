@@ -2,6 +2,8 @@
 over the real target tokens (through `calibration`, so token ECE is calibration.ece on the
 flattened real tokens) at each temperature, and BLEU of beam-search translations."""
 import numpy as np
+import sacrebleu
+from sacrebleu import significance
 
 import calibration
 from data import translation
@@ -61,7 +63,6 @@ BLEU_VARIANTS = (('uncased_intl', dict(lowercase=True, tokenize='intl')), ('case
 def bleu(hypotheses, references):
   """Uncased BLEU with the international tokenizer (closest to t2t_bleu; the headline) and
   sacrebleu's default cased 13a BLEU, each with its signature."""
-  import sacrebleu  # pylint: disable=g-import-not-at-top
   out = {}
   for name, kwargs in BLEU_VARIANTS:
     metric = sacrebleu.metrics.BLEU(**kwargs)
@@ -79,8 +80,6 @@ def paired_bleu_bootstrap(baseline, system, references, resamples=1000):
   SACREBLEU_SEED says otherwise); 'system_mean', 'system_ci': its bootstrap mean and 95%
   half-width}. Identical outputs are reported as significant by that convention; compare scores.
   """
-  import sacrebleu  # pylint: disable=g-import-not-at-top
-  from sacrebleu import significance  # pylint: disable=g-import-not-at-top
   metric = sacrebleu.metrics.BLEU(**dict(BLEU_VARIANTS)['uncased_intl'])
   _, scores = significance.PairedTest(
       [('baseline', baseline), ('system', system)], {'BLEU': metric}, [references],

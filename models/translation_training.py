@@ -1,4 +1,4 @@
-"""The Transformer translation task on the one training loop (training.run_task: checkpoints,
+"""The Transformer translation task on the one training loop (trainer.run_task: checkpoints,
 TensorBoard, progress, divergence stop, chief-only writes, the same run directory), plus the
 run's own vocabulary (vocabulary.model, learned from its training split)."""
 import os
@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from data import translation
-from data import run_files
-from models import recipes, training
+from data.run_directory import run_files
+from models import recipes, run_records, trainer
 from models.losses import TokenCrossEntropy
 from models.optimizers import T2TSchedule
 from models.transformer import Transformer
@@ -53,10 +53,10 @@ def compile_model(model, config, jit_compile=False):
 
 def finished_config(run_dir):
   """(config, data_dir) of a finished translation run, or a RunDirError; reads no weights."""
-  config, data_dir = training.read_run_config(run_dir)
+  config, data_dir = run_records.read_run_config(run_dir)
   if not isinstance(config, recipes.TranslationConfig):
     raise run_files.RunDirError(f'{run_dir} is not a translation run.')
-  training.finished_results(run_dir)
+  run_records.finished_results(run_dir)
   return config, data_dir
 
 
@@ -65,7 +65,7 @@ def load_trained(run_dir):
   config, data_dir = finished_config(run_dir)
   vocab = translation.Vocabulary(os.path.join(run_dir, VOCABULARY))
   model = build_model(config, vocab.size)
-  training.load_weights(model, os.path.join(run_dir, 'model.weights.h5'))
+  run_records.load_weights(model, os.path.join(run_dir, 'model.weights.h5'))
   return model, vocab, config, data_dir
 
 
@@ -87,33 +87,40 @@ def batch_settings(config, strategy):
               batching=mode, replicas=strategy.num_replicas_in_sync)
 
 
-def train_translation(config, output_dir, *, data_dir=None, strategy=None, jit_compile=False,
-                      checkpoint_every=500, log=print, stop_after_steps=None,
-                      steps_per_execution=0):
+class TranslationTask(trainer.Task):
+  """The Transformer on a parallel corpus with the (smoothed) token cross-entropy; a step's
+  batch holds batch_size tokens per replica (batch_settings), split among the replicas. Its
+  evaluation (BLEU, calibration) is the translation section's."""
+
+  @property
+  def steps(self):
+    return self.config.train_steps
+
+  def prepare(self, strategy):
+    self.settings = batch_settings(self.config, strategy)
+    self.vocab = vocabulary(self.config, self.output_dir, self.data_dir,
+                            run_files.is_chief(strategy))
+    self.stream = _training_stream(self.config, self.vocab, self.output_dir, self.data_dir,
+                                   self.settings)
+
+  def build(self, jit_compile):
+    model = build_model(self.config, self.vocab.size)
+    compile_model(model, self.config, jit_compile)
+    return model, model
+
+  def train_dataset(self, start_step):
+    return self.stream(start_step)
+
+  def results(self):
+    return {'vocabulary_size': self.vocab.size, 'batching': self.settings['batching'],
+            'replicas': self.settings['replicas'],
+            'tokens_per_step': self.settings['token_budget'] * self.settings['replicas']}
+
+
+def train_translation(config, output_dir, *, data_dir=None, options=None):
   """Trains (or resumes, or returns the finished) translation run in output_dir with the one
-  training loop (training.run_task); evaluation is the translation section's. A step's batch
-  holds batch_size tokens per replica (batch_settings), split among the replicas."""
-  strategy = strategy or tf.distribute.get_strategy()
-  settings = batch_settings(config, strategy)
-
-  def make_task(chief):
-    vocab = vocabulary(config, output_dir, data_dir, chief)
-    stream = _training_stream(config, vocab, output_dir, data_dir, settings)
-
-    def build():
-      model = build_model(config, vocab.size)
-      compile_model(model, config, jit_compile)
-      return model, model
-    return training.Task(
-        steps=config.train_steps, build=build, describe=training.describe(config),
-        train_dataset=stream,
-        results={'vocabulary_size': vocab.size, 'batching': settings['batching'],
-                 'replicas': settings['replicas'],
-                 'tokens_per_step': settings['token_budget'] * settings['replicas']})
-  return training.run_task(config, output_dir, make_task, data_dir=data_dir, strategy=strategy,
-                           checkpoint_every=checkpoint_every, log=log,
-                           stop_after_steps=stop_after_steps,
-                           steps_per_execution=steps_per_execution)
+  training loop (trainer.run_task); options: trainer.RunOptions."""
+  return trainer.run_task(TranslationTask(config, output_dir, data_dir), options)
 
 
 def _training_stream(config, vocab, run_dir, data_dir, settings):

@@ -36,7 +36,7 @@ _IMPORT_TIME = ('TF_CPP_MIN_LOG_LEVEL', 'TF_ENABLE_ONEDNN_OPTS', 'ONEDNN_MAX_CPU
 # What the zygote imports: everything a binary imports before its main() runs, and no more.
 _PRELOAD = ('numpy', 'scipy.stats', 'matplotlib', 'matplotlib.pyplot', 'absl.app', 'tensorflow',
             'keras', 'tensorflow_datasets', 'tensorflow_text', 'sacrebleu', 'sentencepiece',
-            'data', 'calibration', 'models', 'models.training', 'distillation', 'visualization')
+            'data', 'calibration', 'models', 'models.classifier', 'distillation', 'visualization')
 # Not preloaded: experiments.* (experiments.common takes the provenance's start time at import).
 
 

@@ -35,6 +35,16 @@ atexit.register(_ZYGOTE.close)
 _FORK = os.environ.get('LS_TESTS_SUBPROCESS', '') != '1'
 
 
+def pytest_collection_modifyitems(items):
+  """The tests marked slow(seconds) run first, longest first (the rest in file order): under
+  pytest-xdist the long tests then start early and the short ones fill the gaps, instead of
+  one worker finishing a long test alone at the end."""
+  def seconds(item):
+    marker = item.get_closest_marker('slow')
+    return -marker.args[0] if marker else 0
+  items.sort(key=seconds)
+
+
 def run_binary(module, *args, timeout=600, env=None):
   """Runs `python -m module args` from the project root (with `env` added to the environment);
   returns the CompletedProcess. A fork of tests.binary_runner's zygote where the environment

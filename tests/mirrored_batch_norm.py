@@ -19,7 +19,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
 
-from models import recipes, training
+from models import classifier, recipes, strategies
 from models.batch_norm import FusedBatchNormalization
 
 # clip_norm 0: Keras 3.15 clips each replica's gradient before the all-reduce (optimizer.apply
@@ -29,8 +29,8 @@ CONFIG = recipes.recipe('resnet56', resnet_blocks=1, batch_size=8, train_steps=1
 
 def _build(strategy, init=None):
   with strategy.scope():
-    model = training.build_for(CONFIG)
-    training.compile_model(model, CONFIG, steps=CONFIG.train_steps)
+    model = classifier.build_for(CONFIG)
+    classifier.compile_model(model, CONFIG, steps=CONFIG.train_steps)
   if init is not None:
     model.set_weights(init)
   return model
@@ -46,7 +46,7 @@ def _fit_one_step(strategy, init, x, y):
 def _ghost_batch_step(init, halves):
   """One step on one device: the mean of the halves' losses, each half normalized alone."""
   model = _build(tf.distribute.get_strategy(), init)
-  loss_fn = training.build_loss(CONFIG)
+  loss_fn = classifier.build_loss(CONFIG)
   with tf.GradientTape() as tape:
     loss = tf.add_n([loss_fn(y, model(x, training=True)) for x, y in halves]) / len(halves)
     loss += tf.add_n(model.losses)  # weight decay, as Keras's train step adds it
@@ -69,16 +69,16 @@ def _max_diff(a, b):
 
 
 def main():
-  training.configure_cpu_devices(2)
+  strategies.configure_cpu_devices(2)
   rng = np.random.default_rng(0)
-  shape = training.input_shape(CONFIG)
+  shape = classifier.input_shape(CONFIG)
   x = rng.normal(size=(8, *shape)).astype(np.float32)
   x[4:] = 3.0 * x[4:] + 2.0  # the second replica's half: other statistics than the first's
   y = rng.integers(0, 100, 8).astype(np.int32)
   halves = [(x[:4], y[:4]), (x[4:], y[4:])]
   init = _build(tf.distribute.get_strategy()).get_weights()
 
-  strategy = training.build_strategy('mirrored')
+  strategy = strategies.build_strategy('mirrored')
   assert strategy.num_replicas_in_sync == 2
   mirrored = _fit_one_step(strategy, init, x, y)
   whole = _fit_one_step(tf.distribute.get_strategy(), init, x, y)

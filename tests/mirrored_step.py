@@ -18,13 +18,13 @@ import keras  # pylint: disable=g-import-not-at-top
 import numpy as np
 import tensorflow as tf
 
-from models import recipes, training
+from models import classifier, recipes, strategies, translation_training
 
 
 def one_step(strategy, config, init_weights, x, y):
   with strategy.scope():
-    model = training.build_for(config)
-    training.compile_model(model, config, steps=10)
+    model = classifier.build_for(config)
+    classifier.compile_model(model, config, steps=10)
   model.set_weights(init_weights)
   ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(len(y), drop_remainder=True).repeat()
   model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)
@@ -32,7 +32,6 @@ def one_step(strategy, config, init_weights, x, y):
 
 
 def translation_step(strategy, init_weights, inputs, targets):
-  from models import translation_training  # pylint: disable=g-import-not-at-top
   # No dropout (replicas draw other masks), and a large Adam epsilon so that the update is
   # proportional to the gradient (Adam's first steps are otherwise lr * sign(g), which flips on
   # gradients that are zero up to rounding).
@@ -50,18 +49,17 @@ def translation_step(strategy, init_weights, inputs, targets):
 
 
 def translation_main():
-  training.configure_cpu_devices(2)
+  strategies.configure_cpu_devices(2)
   rng = np.random.default_rng(0)
   targets = rng.integers(2, 40, (8, 12)).astype(np.int32)
   targets[:4, 3:] = 0  # the first replica's half: 3 real tokens a row; the second's: 12
   source = rng.integers(2, 40, (8, 7)).astype(np.int32)
   decoder_input = np.pad(targets[:, :-1], [[0, 0], [1, 0]])
-  from models import translation_training  # pylint: disable=g-import-not-at-top
   config = recipes.translation_recipe('transformer_small', encoder_layers=1, decoder_layers=1,
                                       d_model=32, num_heads=2, ffn=64)
   init = translation_training.build_model(config, 40).get_weights()
   single = translation_step(tf.distribute.get_strategy(), init, (source, decoder_input), targets)
-  mirrored_strategy = training.build_strategy('mirrored')
+  mirrored_strategy = strategies.build_strategy('mirrored')
   assert mirrored_strategy.num_replicas_in_sync == 2
   mirrored = translation_step(mirrored_strategy, init, (source, decoder_input), targets)
   moved = max(float(np.abs(a - b).max()) for a, b in zip(single, init))
@@ -70,14 +68,14 @@ def translation_main():
 
 
 def main():
-  training.configure_cpu_devices(2)
+  strategies.configure_cpu_devices(2)
   config = recipes.recipe('alexnet', batch_size=16, train_steps=10, momentum=0.9)
   rng = np.random.default_rng(0)
   x = rng.normal(size=(16, 24, 24, 3)).astype(np.float32)
   y = rng.integers(0, 10, 16).astype(np.int32)
-  init = training.build_for(config).get_weights()
+  init = classifier.build_for(config).get_weights()
   single = one_step(tf.distribute.get_strategy(), config, init, x, y)
-  mirrored_strategy = training.build_strategy('mirrored')
+  mirrored_strategy = strategies.build_strategy('mirrored')
   assert mirrored_strategy.num_replicas_in_sync == 2
   mirrored = one_step(mirrored_strategy, config, init, x, y)
   moved = max(float(np.abs(a - b).max()) for a, b in zip(single, init))
@@ -98,7 +96,7 @@ def averaged_network(strategy=None, seed=0):
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
                               keras.layers.BatchNormalization(momentum=0.5),
                               keras.layers.Dense(3, name='logits')])
-    training.compile_model(model, config, steps=100)
+    classifier.compile_model(model, config, steps=100)
   return model
 
 
@@ -142,8 +140,8 @@ def tf_average(initial, states, decay=AVERAGE_DECAY):
 
 
 def average_main():
-  training.configure_cpu_devices(2)
-  model = averaged_network(training.build_strategy('mirrored'))
+  strategies.configure_cpu_devices(2)
+  model = averaged_network(strategies.build_strategy('mirrored'))
   assert model.distribute_strategy.num_replicas_in_sync == 2
   initial = state(model)
   states = train(model, 0, 6)
@@ -155,8 +153,8 @@ def average_main():
 
 
 def predict_main():
-  training.configure_cpu_devices(2)
-  model = averaged_network(training.build_strategy('mirrored'))
+  strategies.configure_cpu_devices(2)
+  model = averaged_network(strategies.build_strategy('mirrored'))
   rng = np.random.default_rng(1)
   model.set_weights([rng.uniform(0.5, 1.5, w.shape).astype(np.float32)
                      for w in model.get_weights()])  # batch-norm statistics far from 0 and 1
@@ -165,7 +163,7 @@ def predict_main():
   expected = model(x, training=False).numpy()
   diff = 0.0
   for batch_size in (8, 7, 32):  # a partial last batch; batches of an odd size; one partial
-    logits, labels = training.predict_logits(
+    logits, labels = classifier.predict_logits(
         model, tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size))
     assert logits.shape == expected.shape and np.array_equal(labels, y), (batch_size, labels)
     diff = max(diff, float(np.abs(logits - expected).max()))

@@ -14,7 +14,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
 from data import streaming  # pylint: disable=g-import-not-at-top
-from models import recipes, training  # pylint: disable=g-import-not-at-top
+from models import classifier, recipes, strategies, trainer  # pylint: disable=g-import-not-at-top
 
 # 24 mock examples: validation 8, training 16, a global batch of 4 (2 per worker), 4 steps.
 NUM_EXAMPLES = 24
@@ -23,7 +23,7 @@ CONFIG = dict(dataset='imagenet2012', preprocessing='inception', image_size=16, 
 
 
 def main(output_dir, data_dir):
-  strategy = training.build_strategy('multi_worker')
+  strategy = strategies.build_strategy('multi_worker')
   read, fed = [], []
   plain_read, plain_build = streaming._read, streaming.build_streamed_dataset  # pylint: disable=protected-access
 
@@ -43,9 +43,10 @@ def main(output_dir, data_dir):
   streaming._read, streaming.build_streamed_dataset = spy_read, spy_build  # pylint: disable=protected-access
   with tfds.testing.mock_data(num_examples=NUM_EXAMPLES,
                               policy=tfds.testing.MockPolicy.USE_CODE):
-    results = training.train_and_evaluate(recipes.recipe('fc', **CONFIG), output_dir,
-                                          data_dir=data_dir, strategy=strategy,
-                                          checkpoint_every=2, log=lambda *a, **k: None)
+    results = classifier.train_and_evaluate(
+        recipes.recipe('fc', **CONFIG), output_dir, data_dir=data_dir,
+        options=trainer.RunOptions(strategy=strategy, checkpoint_every=2,
+                                   log=lambda *a, **k: None))
   print(json.dumps({'worker': strategy.cluster_resolver.task_id, 'read': read, 'fed': fed,
                     'steps_trained': results['steps_trained'],
                     'replicas': strategy.num_replicas_in_sync}))

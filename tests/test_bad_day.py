@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from data import translation
-from data import run_files, run_lock
+from data.run_directory import run_files, run_lock
 from distillation import mi_record
 from experiments import translation_section
-from models import recipes, training
+from models import classifier, recipes, run_records, trainer
 from tests.conftest import ROOT, SHARED_DATA, run_binary
 
 TINY = dict(width=32, batch_size=64, train_steps=40, preprocessing='mnist')
@@ -26,14 +26,15 @@ TINY_FLAGS = ['--model=fc', '--dataset=mnist', '--width=32', '--batch_size=64',
               f'--data_dir={SHARED_DATA}']
 
 
-def _train(run_dir, log=None, **kwargs):
-  return training.train_and_evaluate(
-      recipes.recipe('fc', **TINY), str(run_dir), data_dir=SHARED_DATA, checkpoint_every=10,
-      log=log or (lambda *a, **k: None), **kwargs)
+def _train(run_dir, log=None, **options):
+  return classifier.train_and_evaluate(
+      recipes.recipe('fc', **TINY), str(run_dir), data_dir=SHARED_DATA,
+      options=trainer.RunOptions(checkpoint_every=10, log=log or (lambda *a, **k: None),
+                                 **options))
 
 
 def _weights(run_dir):
-  model, _, _ = training.load_trained(str(run_dir))
+  model, _, _ = classifier.load_trained(str(run_dir))
   return model.get_weights()
 
 
@@ -132,10 +133,10 @@ def test_every_unreadable_run_file_is_one_line_naming_it_and_the_fix(tmp_path,
   path.parent.mkdir(exist_ok=True)
   path.write_bytes(b'{\x00\xff cut off')
   readers = {
-      'config.json': lambda: training.read_run_config(str(run_dir)),
-      'results.json': lambda: training.finished_results(str(run_dir)),
+      'config.json': lambda: run_records.read_run_config(str(run_dir)),
+      'results.json': lambda: run_records.finished_results(str(run_dir)),
       'mutual_information.json': lambda: mi_record.load_record(str(run_dir)),
-      'model.weights.h5': lambda: training.load_trained(str(run_dir)),
+      'model.weights.h5': lambda: classifier.load_trained(str(run_dir)),
       **_translation_run_files(run_dir),
   }
   with pytest.raises(run_files.RunDirError) as error:
@@ -155,7 +156,7 @@ def test_a_corrupt_config_or_section_file_stops_the_binaries_with_one_line(tmp_p
   assert 'rerun the command that trained this run' in line
   (run_dir / 'config.json').write_text('{"config": {"model": "fc", "no_such_field": 1}}')
   with pytest.raises(run_files.RunDirError, match='config.json is unreadable .not a run config'):
-    training.read_run_config(str(run_dir))
+    run_records.read_run_config(str(run_dir))
   results = tmp_path / 'results' / 'section'
   results.mkdir(parents=True)
   (results / 'table.json').write_text('{"rows": [')
@@ -185,6 +186,7 @@ cp "$DISK/run/model.weights.h5" "$OUT/"
 '''
 
 
+@pytest.mark.slow(29)
 def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkpoint(
     tmp_path, finished_tiny_run):
   """A real full disk: a 4 MB tmpfs in a private mount namespace (unshare), filled to 60 kB
@@ -209,7 +211,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_good_checkp
       f'20.')
   assert {'ckpt-10.index', 'ckpt-20.index'} <= set((out / 'left.txt').read_text().split())
   assert 'starting at step 20' in (out / 'rerun.log').read_text()
-  model = training.build_for(recipes.recipe('fc', **TINY))
+  model = classifier.build_for(recipes.recipe('fc', **TINY))
   model.load_weights(str(out / 'model.weights.h5'))
   for a, b in zip(model.get_weights(), _weights(finished_tiny_run)):
     np.testing.assert_array_equal(a, b)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tensorflow.python.framework import ops as tf_ops  # pylint: disable=g-direct-tensorflow-import
 
 from experiments import timing
-from models import recipes, training
+from models import classifier, recipes
 from tests.conftest import run_binary
 
 
@@ -37,7 +37,7 @@ def test_training_flops_match_tensorflow_statistics(name, dataset):
   """Forward FLOPs by TensorFlow's statistics; training is forward x 3 less the first layer's
   input gradient (its forward FLOPs, also from TensorFlow's statistics)."""
   keras.backend.clear_session()
-  model = training.build_for(recipes.recipe(name, dataset=dataset))
+  model = classifier.build_for(recipes.recipe(name, dataset=dataset))
   batch = 4
   forward = _tensorflow_forward_flops(model, batch)
   first = next(l for l in model._flatten_layers(include_self=False)  # pylint: disable=protected-access

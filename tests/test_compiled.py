@@ -16,7 +16,7 @@ import pytest
 
 from distillation import DistillationLoss
 from distillation.teacher import _joined  # pylint: disable=protected-access
-from models import recipes, training, translation_training
+from models import classifier, recipes, translation_training
 from models.inception_v4 import inception_v4
 from models.resnet import resnet56
 
@@ -57,10 +57,10 @@ def _classifier(model_name, **overrides):
   config = recipes.recipe(model_name, **overrides)
 
   def build(jit):
-    model = training.build_for(config)
-    training.compile_model(model, config, steps=100, jit_compile=jit)
+    model = classifier.build_for(config)
+    classifier.compile_model(model, config, steps=100, jit_compile=jit)
     return model
-  return build, _images(training.input_shape(config), 10)
+  return build, _images(classifier.input_shape(config), 10)
 
 
 @pytest.mark.parametrize('model_name, overrides', [
@@ -78,11 +78,12 @@ def test_resnet56_steps_the_same_compiled():
 
   def build(jit):
     model = resnet56(10, (32, 32, 3), weight_decay=config.weight_decay, blocks_per_stage=1)
-    training.compile_model(model, config, steps=100, jit_compile=jit)
+    classifier.compile_model(model, config, steps=100, jit_compile=jit)
     return model
   _check(build, _images((32, 32, 3), 10))
 
 
+@pytest.mark.slow(33)
 def test_inception_v4_steps_the_same_compiled():
   """Every Inception-v4 block type once (stem, A, reduction A, B, reduction B, C) at 5% width,
   with the recipe's Nesterov step and weight average. The convolution kernels are scaled to
@@ -101,7 +102,7 @@ def test_inception_v4_steps_the_same_compiled():
     for layer in model.layers:
       if isinstance(layer, keras.layers.Conv2D):
         layer.kernel.assign(layer.kernel * (0.01 / float(np.std(layer.kernel.numpy()))))
-    training.compile_model(model, config, steps=100, jit_compile=jit)
+    classifier.compile_model(model, config, steps=100, jit_compile=jit)
     return model
   _check(build, _images((75, 75, 3), 10))
 
@@ -111,13 +112,13 @@ def test_a_distillation_student_steps_the_same_compiled():
   teacher_logits = np.random.default_rng(1).normal(size=(4, 10)).astype(np.float32)
 
   def build(jit):
-    student = training.build_for(config)
+    student = classifier.build_for(config)
     cached = keras.Input((10,), name='teacher_logits')  # as distillation.teacher's cached mode
     trained = _joined(student, cached, cached)
-    training.compile_model(trained, config, steps=100, jit_compile=jit, loss=DistillationLoss(
+    classifier.compile_model(trained, config, steps=100, jit_compile=jit, loss=DistillationLoss(
         'soft', 0.5, 4.0, 1.0, 0.0))
     return trained
-  images, labels = _images(training.input_shape(config), 10)
+  images, labels = _images(classifier.input_shape(config), 10)
   _check(build, ((images, teacher_logits), labels))
 
 

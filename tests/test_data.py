@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import data
 from data import preprocessing, readers, sources
+import data
+from models import classifier, recipes, trainer
 from tests.conftest import SHARED_DATA, write_cifar100_pickle, write_cifar10_bin
 
 MNIST_TEST_HISTOGRAM = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -206,9 +207,10 @@ def test_unknown_names_are_rejected():
     data.load_split('mnist', 'dev')
 
 
+@pytest.mark.slow(12)
 def test_tfds_prepared_copy_is_used_when_raw_files_are_absent(tmp_path, shared_data):
   """Prepare tfds' mnist offline (from the bundled files as its manual dir), then load it."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   tfds_dir = str(tmp_path / 'tfds')
   tfds.builder('mnist', data_dir=tfds_dir).download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=os.path.join(shared_data, 'mnist')))
@@ -242,7 +244,6 @@ def test_library_defaults_data_dir_and_recipe_chain():
   assert batch[0].shape == (1000, 28, 28, 1) and float(batch[0].numpy().max()) <= 1.0
   train = next(iter(data.build_dataset('mnist', 'train', batch_size=64, training=True)))
   assert train[0].shape == (64, 28, 28, 1)  # the recipe's mnist_shift chain
-  from models import recipes  # pylint: disable=g-import-not-at-top
   for model in recipes.RECIPES:
     config = recipes.recipe(model)
     assert data.DATASETS[config.dataset].preprocessing == config.preprocessing
@@ -320,6 +321,7 @@ def test_teacher_view_is_the_students_crop_and_flip_at_its_own_size():
 STAND_IN = os.path.join(SHARED_DATA, 'cifar10_jpeg', 'build_binary.py')
 
 
+@pytest.mark.slow(45)
 def test_alexnet_learns_the_cifar10_stand_in_with_the_paper_chain(tmp_path):
   """Real images catch what random test files cannot (channel order, orientation,
   standardization): 400 steps of the paper's AlexNet recipe must beat chance (10%) by far.
@@ -334,8 +336,8 @@ def test_alexnet_learns_the_cifar10_stand_in_with_the_paper_chain(tmp_path):
   assert build.returncode == 0, build.stderr[-2000:]
   x, y = data.load_split('cifar10', 'validation', str(tmp_path))
   assert x.shape == (10000, 32, 32, 3) and np.bincount(y).min() > 900  # the last 10k, balanced
-  from models import recipes, training  # pylint: disable=g-import-not-at-top
   config = recipes.recipe('alexnet', train_steps=400, seed=0)
-  results = training.train_and_evaluate(config, str(tmp_path / 'run'), data_dir=str(tmp_path),
-                                        checkpoint_every=400, log=lambda *a, **k: None)
+  results = classifier.train_and_evaluate(
+      config, str(tmp_path / 'run'), data_dir=str(tmp_path),
+      options=trainer.RunOptions(checkpoint_every=400, log=lambda *a, **k: None))
   assert results['metrics']['validation']['accuracy'] > 0.3, results['metrics']['validation']

@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 import tensorflow as tf
 
-from data import run_files
+from data.run_directory import run_files
+from distillation.smoothness import smoothness_index
 from experiments import distillation_section as section
-from models import recipes, training
+from models import recipes, run_records, trainer
 from tests.conftest import run_binary, write_cifar10_bin
 
 # ResNet-56 teachers with one block per stage (ResNet-8): the plumbing is the same, the graph
@@ -22,7 +23,7 @@ def _fake_finished_run(run_dir, config):
   """A finished run as far as a plan can tell: its config and a results.json."""
   os.makedirs(run_dir)
   run_files.write_json(os.path.join(run_dir, 'config.json'),
-                       {'config': training.config_to_json(config), 'config_type': 'TrainConfig'})
+                       {'config': run_records.config_to_json(config), 'config_type': 'TrainConfig'})
   run_files.write_json(os.path.join(run_dir, 'results.json'), {'finished': True})
 
 
@@ -83,9 +84,9 @@ def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, m
   # A progress line: 200 steps (of 10 examples) in 100 s, 600 steps left: eta 300 s = 5.0 min;
   # the sweep's 7,200 s queued after it make 7,500 s = 2.1 h.
   clock = iter([1000.0, 1100.0])
-  monkeypatch.setattr(training.time, 'time', lambda: next(clock))
+  monkeypatch.setattr(trainer.time, 'time', lambda: next(clock))
   saved, lines = [], []
-  progress = training._Progress(  # pylint: disable=protected-access
+  progress = trainer._Progress(  # pylint: disable=protected-access
       type('Checkpoints', (), {'save': lambda self, step: saved.append(step)})(), total=1000,
       start=200, config=recipes.recipe('fc', batch_size=10), queued_seconds=7200.0,
       log=lambda line, flush: lines.append(line))
@@ -159,7 +160,6 @@ def test_t_star_is_solved_from_the_teachers_recorded_training_logits(tmp_path):
   """Teachers whose train_logits.npz hold c on the target: the hard one c = 8, the smoothed one
   c = 3 at T = 1; T* is the closed form of test_matched_temperature_solves_the_closed_form at
   the smoothed teacher's gamma. An unfinished teacher leaves its alpha unsolved."""
-  from distillation.smoothness import smoothness_index  # pylint: disable=g-import-not-at-top
   grid = section.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0], [0], [0], dict(dataset='cifar10'))
   labels = np.tile(np.arange(10), 5)
   for alpha, c in ((0.0, 8.0), (0.3, 3.0)):
@@ -204,6 +204,7 @@ def test_the_findings_read_the_single_seed_grid_by_hand():
   )['teacher_improves']['verdict']  # +0.5 inside +-0.82
 
 
+@pytest.mark.slow(38)
 def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = tmp_path / 'results' / 'cifar10'
@@ -234,8 +235,8 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   assert all(not os.path.isabs(p['run_dir']) and os.path.isdir(out / p['run_dir'])
              for p in table['points'])
   teachers = [str(out / 'teachers' / f'alpha_{a}_seed_0') for a in ('0', '0.3')]
-  mi = run_binary('experiments.mutual_information_cifar10', f'--run_dirs={",".join(teachers)}',
-                  f'--output_dir={out / "mutual_information"}')
+  mi = run_binary('experiments.mutual_information', '--dataset=cifar10',
+                  f'--run_dirs={",".join(teachers)}', f'--output_dir={out / "mutual_information"}')
   assert mi.returncode == 0, mi.stderr[-3000:]
   report = run_binary('experiments.report', f'--results_dir={tmp_path / "results"}')
   assert report.returncode == 0, report.stderr[-3000:]

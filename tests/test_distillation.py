@@ -10,11 +10,13 @@ import time
 import keras
 import numpy as np
 import pytest
+from scipy import stats
+import tensorflow as tf
 
+from distillation import DistillationLoss, seeds, smoothness_index, train_student
 import distillation
-from distillation import DistillationLoss, smoothness_index, train_student
 from distillation.smoothness import matched_temperature
-from models import recipes, training
+from models import classifier, recipes, trainer
 from tests.conftest import ROOT, run_binary, write_cifar10_bin
 
 RNG = np.random.default_rng(0)
@@ -115,9 +117,10 @@ def test_student_training_leaves_the_teacher_unchanged(tmp_path, shared_data):
   """A student's training never writes its teacher, and the student learns from it (test
   accuracy above 50% after 100 steps; measured on an AMD EPYC Zen 5: 72.4% with the default
   oneDNN kernels, 72.4% with ONEDNN_MAX_CPU_ISA=AVX2: 22 points of margin)."""
-  kwargs = dict(data_dir=shared_data, checkpoint_every=20, log=lambda *a, **k: None)
+  kwargs = dict(data_dir=shared_data,
+                options=trainer.RunOptions(checkpoint_every=20, log=lambda *a, **k: None))
   teacher = recipes.recipe('fc', width=128, train_steps=100, batch_size=128, preprocessing='mnist')
-  training.train_and_evaluate(teacher, str(tmp_path / 'teacher'), **kwargs)
+  classifier.train_and_evaluate(teacher, str(tmp_path / 'teacher'), **kwargs)
   weights = str(tmp_path / 'teacher' / 'model.weights.h5')
   before = _sha(weights)
   student = recipes.recipe('fc', width=64, train_steps=100, batch_size=128, preprocessing='mnist',
@@ -134,6 +137,7 @@ def _finished(out):
                 for f in files if f == 'results.json')
 
 
+@pytest.mark.slow(34)
 def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = str(tmp_path / 'sweep')
@@ -171,28 +175,30 @@ def test_cifar10_sweep_end_to_end_and_resumes_after_a_kill(tmp_path):
 
 def test_on_the_fly_teacher_is_frozen_and_sees_the_matched_view(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
-  kwargs = dict(data_dir=str(tmp_path), checkpoint_every=2, log=lambda *a, **k: None)
   common = dict(train_steps=2, batch_size=8, validation_size=40)
   teacher_dir = str(tmp_path / 'teacher')
-  training.train_and_evaluate(recipes.recipe('resnet56', dataset='cifar10', resnet_blocks=1,
-                                             **common),
-                              teacher_dir, **kwargs)
+  classifier.train_and_evaluate(
+      recipes.recipe('resnet56', dataset='cifar10', resnet_blocks=1, **common), teacher_dir,
+      data_dir=str(tmp_path),
+      options=trainer.RunOptions(checkpoint_every=2, log=lambda *a, **k: None))
   student_config = recipes.recipe('alexnet', teacher_dir=teacher_dir, **common)
-  objective = distillation.student_objective(student_config, str(tmp_path))
-  assert objective.results['teacher_outputs'] == 'on_the_fly'  # the AlexNet chain is random
-  student = training.build_for(student_config)
-  wrapped = objective.wrap(student)
+  task = distillation.StudentTask(student_config, str(tmp_path / 'student'), str(tmp_path))
+  task.prepare(tf.distribute.get_strategy())
+  assert task.results()['teacher_outputs'] == 'on_the_fly'  # the AlexNet chain is random
+  student = classifier.build_for(student_config)
+  wrapped = task.trained_model(student)
   assert len(wrapped.trainable_variables) == len(student.trainable_variables)
   assert len(wrapped.losses) == len(student.losses) == 2  # the student's weight decay only
-  (views, labels) = next(iter(objective.train_dataset(str(tmp_path), 0)))
+  (views, labels) = next(iter(task.train_dataset(0)))
   assert views[0].shape == (8, 24, 24, 3) and views[1].shape == (8, 32, 32, 3)
   joined = wrapped(views).numpy()
-  teacher = training.load_trained(teacher_dir)[0]
+  teacher = classifier.load_trained(teacher_dir)[0]
   np.testing.assert_allclose(joined[:, 10:], teacher(views[1], training=False), atol=1e-5)
   np.testing.assert_allclose(joined[:, :10], student(views[0]), atol=1e-5)
   assert labels.shape == (8,)
 
 
+@pytest.mark.slow(21)
 def test_on_the_fly_students_train_under_mirrored_strategy(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = tmp_path / 'sweep'
@@ -208,8 +214,6 @@ def test_on_the_fly_students_train_under_mirrored_strategy(tmp_path):
 
 
 def test_seed_summary_matches_scipy_paired_t_test():
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-  from distillation import seeds  # pylint: disable=g-import-not-at-top
   errors = {0: {'teacher': 0.7, 'a': 0.91, 'b': 0.80}, 1: {'teacher': 0.6, 'a': 0.95, 'b': 0.86},
             2: {'teacher': 0.65, 'a': 0.88, 'b': 0.85}, 3: {'teacher': 0.7, 'a': 0.99},
             4: {'teacher': 0.62, 'a': 0.90, 'b': 0.83}}  # seed 3 lacks b: left out
@@ -241,7 +245,6 @@ def test_seed_summary_matches_scipy_paired_t_test():
 def test_sampling_verdicts_on_hand_made_accuracies():
   """One run per side, 10,000 images: the standard error of 0.86 - 0.85 is
   sqrt((0.86 * 0.14 + 0.85 * 0.15) / 10,000) = 0.004979; 1.96 of them are 0.98 points."""
-  from distillation import seeds  # pylint: disable=g-import-not-at-top
   se = seeds.accuracy_difference_se(0.86, 0.85, 10_000)
   assert se == pytest.approx(np.sqrt((0.86 * 0.14 + 0.85 * 0.15) / 10_000), rel=1e-12)
   assert se == pytest.approx(0.004979, abs=1e-6)
@@ -253,6 +256,7 @@ def test_sampling_verdicts_on_hand_made_accuracies():
       'not observable at this precision (+-0.98, 95%)')
 
 
+@pytest.mark.slow(18)
 def test_distill_mnist_binary_over_two_seeds(tmp_path, shared_data):
   """Table 4 end to end on the bundled MNIST (2 steps a run): 4 runs per seed, the claims checked
   from the rows' own test errors, and the report section."""

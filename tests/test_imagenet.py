@@ -10,8 +10,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from calibration import metrics
-from data import run_files
-from models import recipes, training
+from data.run_directory import checkpoints
+from models import classifier, recipes, trainer
 from tests import mirrored_step
 
 # 107 px: the smallest view with room for the recipe's auxiliary head (its 5x5 pool on Mixed_6h).
@@ -42,7 +42,7 @@ def test_the_recipe_is_the_papers_where_stated():
 def test_linear_warmup_ramps_into_the_piecewise_schedule():
   config = recipes.recipe('alexnet', learning_rate=1.0, lr_boundaries=(0.5,),
                           lr_warmup_fraction=0.2)
-  schedule = training.learning_rate_schedule(config, 100)  # 20 warm-up steps, x0.1 after 50
+  schedule = classifier.learning_rate_schedule(config, 100)  # 20 warm-up steps, x0.1 after 50
   # Keras's piecewise rule: the first value up to and including the boundary step.
   expected = {0: 1 / 20, 9: 10 / 20, 19: 1.0, 50: 1.0, 51: 0.1, 99: 0.1}
   for step, value in expected.items():
@@ -72,9 +72,9 @@ def test_a_resumed_run_continues_the_weight_average_exactly(tmp_path):
   mirrored_step.train(whole, 0, 6)
   stopped = mirrored_step.averaged_network()
   mirrored_step.train(stopped, 0, 3)
-  run_files.Checkpoints(stopped, stopped.optimizer, str(tmp_path)).save(3)
+  checkpoints.Checkpoints(stopped, stopped.optimizer, str(tmp_path)).save(3)
   resumed = mirrored_step.averaged_network(seed=1)
-  assert run_files.Checkpoints(resumed, resumed.optimizer, str(tmp_path)).restore() == 3
+  assert checkpoints.Checkpoints(resumed, resumed.optimizer, str(tmp_path)).restore() == 3
   mirrored_step.train(resumed, 3, 3)
   for a, b in zip(mirrored_step.average_and_weights(whole),
                   mirrored_step.average_and_weights(resumed)):
@@ -99,8 +99,8 @@ def test_the_auxiliary_head_adds_its_weighted_smoothed_loss():
   cross-entropy by far more than the tolerance."""
   config = recipes.recipe('inception_v4', label_smoothing=0.1, width_multiplier=0.05,
                           image_size=139, weight_decay=8e-5, ema_decay=0.0)
-  model = training.build_for(config)
-  training.compile_model(model, config, steps=10)
+  model = classifier.build_for(config)
+  classifier.compile_model(model, config, steps=10)
   rng = np.random.default_rng(0)
   for name in ('logits', 'aux_logits'):
     model.get_layer(name).bias.assign(rng.normal(0.0, 3.0, 1000).astype(np.float32))
@@ -126,11 +126,13 @@ STREAMED_FC = dict(dataset='imagenet2012', preprocessing='inception', image_size
 
 
 def _train(run_dir, tmp_path, stop=None, **config):
-  return training.train_and_evaluate(recipes.recipe(**config), str(run_dir),
-                                     data_dir=str(tmp_path), checkpoint_every=2,
-                                     log=lambda *a, **k: None, stop_after_steps=stop)
+  return classifier.train_and_evaluate(
+      recipes.recipe(**config), str(run_dir), data_dir=str(tmp_path),
+      options=trainer.RunOptions(checkpoint_every=2, log=lambda *a, **k: None,
+                                 stop_after_steps=stop))
 
 
+@pytest.mark.slow(40)
 def test_a_reduced_inception_v4_trains_on_mock_imagenet_with_its_auxiliary_head(tmp_path):
   """The recipe's network (5% width, every block, the auxiliary head) trains and evaluates on
   tfds' mock imagenet2012 (no files) through the streamed path, top-5 reported."""
@@ -173,8 +175,9 @@ def test_cifar100_trains_from_tfds_mock_data_without_files(tmp_path):
   config = recipes.recipe('resnet56', dataset='cifar100', train_steps=2, batch_size=4,
                           validation_size=10, resnet_blocks=1)
   with tfds.testing.mock_data(num_examples=30, policy=tfds.testing.MockPolicy.USE_CODE):
-    results = training.train_and_evaluate(config, str(tmp_path / 'run'),
-                                          data_dir=str(tmp_path), log=lambda *a, **k: None)
+    results = classifier.train_and_evaluate(
+        config, str(tmp_path / 'run'), data_dir=str(tmp_path),
+        options=trainer.RunOptions(log=lambda *a, **k: None))
   assert results['finished'] and results['metrics']['validation']['num_examples'] == 10
   assert results['metrics']['test']['num_examples'] == 30
   assert 0 <= results['metrics']['test']['top5_accuracy'] <= 1  # 100 classes: top-5 reported
@@ -196,8 +199,9 @@ def test_the_kept_weights_are_the_best_on_validation_and_survive_a_resume(tmp_pa
       scores.append((int(line.split(' at step ')[1].split()[0]), float(line.split()[2])))
 
   def train(run_dir, stop=None):
-    return training.train_and_evaluate(config, str(run_dir), data_dir=shared_data,
-                                       checkpoint_every=10, log=log, stop_after_steps=stop)
+    return classifier.train_and_evaluate(
+        config, str(run_dir), data_dir=shared_data,
+        options=trainer.RunOptions(checkpoint_every=10, log=log, stop_after_steps=stop))
   whole = train(tmp_path / 'whole')
   assert [s for s, _ in scores] == [10, 20, 30, 40]
   best_step, best = max(scores, key=lambda s: (s[1], -s[0]))

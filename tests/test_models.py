@@ -1,5 +1,4 @@
 """Architectures: parameter counts by hand, LRN against its formula, penultimate/templates API."""
-import dataclasses
 import functools
 import math
 
@@ -8,13 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import data
-import models
 from data import preprocessing
-from models import recipes
-from models import training
+import data
+from models import classifier, recipes, trainer
+import models
 from models.alexnet import LocalResponseNormalization
 from models.batch_norm import FusedBatchNormalization
+from models.inception_v4 import inception_v4
 from tests.conftest import needs_onednn_bfloat16
 
 
@@ -126,12 +125,12 @@ def test_mixed_bfloat16_keeps_logits_lrn_and_variables_float32(mixed_bfloat16):
   del mixed_bfloat16
   config = models.recipe('alexnet', batch_size=8, train_steps=10, momentum=0.9,
                          dtype_policy='mixed_bfloat16')
-  model = training.build_for(config)
+  model = classifier.build_for(config)
   assert model.get_layer('conv1').compute_dtype == 'bfloat16'
   for name in ('norm1', 'norm2', 'logits'):  # no bfloat16 LRN kernel on CPU; float32 logits
     assert model.get_layer(name).compute_dtype == 'float32'
   assert {v.dtype for v in model.variables} == {'float32'}
-  training.compile_model(model, config, 10)
+  classifier.compile_model(model, config, 10)
   x = np.random.default_rng(0).normal(size=(8, 24, 24, 3)).astype(np.float32)
   history = model.fit(x, np.arange(8) % 10, batch_size=8, epochs=1, verbose=0)
   assert np.isfinite(history.history['loss'][0])
@@ -151,14 +150,13 @@ def test_a_mixed_bfloat16_run_trains_and_its_policy_survives_clear_session(tmp_p
   config = models.recipe('fc', width=256, batch_size=128, train_steps=300,
                          preprocessing='mnist', dtype_policy='mixed_bfloat16')
   seen = {}
-  plain = training.classifier_objective(config)
 
-  def wrap(model):  # called after the trainer's clear_session, inside the strategy scope
-    seen['hidden'] = model.get_layer('hidden1').compute_dtype
-    return model
-  results = training.train_and_evaluate(
-      config, str(tmp_path / 'run'), data_dir=shared_data, checkpoint_every=300,
-      log=lambda *a, **k: None, objective=lambda: dataclasses.replace(plain, wrap=wrap))
+  class Watched(classifier.ClassifierTask):
+    def trained_model(self, model):  # after the trainer's clear_session, in the strategy scope
+      seen['hidden'] = model.get_layer('hidden1').compute_dtype
+      return model
+  results = trainer.run_task(Watched(config, str(tmp_path / 'run'), shared_data),
+                             trainer.RunOptions(checkpoint_every=300, log=lambda *a, **k: None))
   assert seen['hidden'] == 'bfloat16'
   assert results['metrics']['test']['accuracy'] > 0.8
   assert 0.0 <= results['metrics']['test']['ece'] < 0.1
@@ -215,7 +213,7 @@ _TRAINABLE = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
 def _recipe_inception_v4():
   """The paper recipe's Inception-v4 (auxiliary head included), built once for two tests."""
   keras.utils.set_random_seed(0)
-  return training.build_for(recipes.recipe('inception_v4'))
+  return classifier.build_for(recipes.recipe('inception_v4'))
 
 
 def test_inception_v4_has_the_published_parameter_count_and_grids():
@@ -223,7 +221,6 @@ def test_inception_v4_has_the_published_parameter_count_and_grids():
   head: the figure timm and keras-hub give for Inception-v4 (moving statistics not counted).
   The recipe's network adds slim's training-only head; its main output alone is the same
   42,679,816."""
-  from models.inception_v4 import inception_v4  # pylint: disable=g-import-not-at-top
   model = inception_v4(1000, weight_decay=8e-5)
   assert _TRAINABLE(model) == 42_679_816
   assert len(model.losses) == len([l for l in model.layers if l.__class__.__name__ in (
@@ -315,8 +312,8 @@ def test_every_model_and_dataset_pair_builds_for_the_data_or_is_refused_in_one_l
       train_view = preprocessing.PER_EXAMPLE_CHAINS[config.preprocessing][0]
       views = tf.stack([train_view(tf.cast(image, tf.uint8), tf.constant([0, i], tf.int64),
                                    config.image_size) for i, image in enumerate(raw)])
-    assert tuple(views.shape[1:]) == training.input_shape(config), (dataset_name, views.shape)
-    model = training.build_for(config)
+    assert tuple(views.shape[1:]) == classifier.input_shape(config), (dataset_name, views.shape)
+    model = classifier.build_for(config)
     logits = model(views, training=False)
     logits = logits[0] if isinstance(logits, (list, tuple)) else logits
     assert logits.shape == (2, data.num_classes(dataset_name)), dataset_name

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from data import run_files
-from models import training
+from data.run_directory import run_files
+from models import classifier
 from tests.conftest import ROOT, run_binary
 
 FINISHED_RUN_FILES = {'config.json', 'checkpoints', 'tensorboard', 'model.weights.h5',
@@ -48,6 +48,7 @@ def _run_workers(args, timeout=420, module='experiments.train'):
   return outputs
 
 
+@pytest.mark.slow(27)
 def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path, shared_data):
   out = str(tmp_path / 'run')
   args = ['--model=fc', '--width=64', '--batch_size=64', '--train_steps=40',
@@ -75,7 +76,7 @@ def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path, shared_dat
   proc = run_binary('experiments.train', *[a for a in args if 'strategy' not in a and
                                            'output_dir' not in a], f'--output_dir={single}')
   assert proc.returncode == 0, proc.stderr[-3000:]
-  one, two = training.load_trained(single)[0], training.load_trained(out)[0]
+  one, two = classifier.load_trained(single)[0], classifier.load_trained(out)[0]
   for a, b in zip(one.get_weights(), two.get_weights()):
     np.testing.assert_allclose(a, b, atol=1e-4)
   with open(os.path.join(single, 'results.json')) as f:

@@ -8,7 +8,8 @@ import pytest
 
 from distillation import mi_record
 from distillation.mutual_information import mutual_information
-from models import recipes, training
+from models import classifier, recipes, trainer
+from data.run_directory import run_files
 from tests.conftest import run_binary, write_cifar10_bin
 
 RNG = np.random.default_rng(0)
@@ -102,11 +103,12 @@ def test_resumed_training_continues_the_record_without_gaps_or_duplicates(tmp_pa
   images, _ = mi_record.select_examples('mnist', [0, 1], 20, shared_data)
   assert images.shape == (40, 28, 28, 1)
 
-  def train(run_dir, **kwargs):
+  def train(run_dir, **options):
     record = lambda chief: [mi_record.MutualInformationRecord(run_dir, images, [0, 1],
                                                               'mnist_shift', 5, chief=chief)]
-    return training.train_and_evaluate(config, run_dir, data_dir=shared_data, checkpoint_every=10,
-                                       log=lambda *a, **k: None, callbacks=record, **kwargs)
+    return classifier.train_and_evaluate(
+        config, run_dir, data_dir=shared_data, callbacks=record,
+        options=trainer.RunOptions(checkpoint_every=10, log=lambda *a, **k: None, **options))
   whole, resumed = str(tmp_path / 'whole'), str(tmp_path / 'resumed')
   train(whole)
   train(resumed, stop_after_steps=17)  # killed after step 17; the last checkpoint is step 10
@@ -133,14 +135,14 @@ def test_resumed_training_continues_the_record_without_gaps_or_duplicates(tmp_pa
   assert [p['step'] for p in c] == [p['step'] for p in a]
   np.testing.assert_allclose([p['mutual_information'] for p in c],
                              [p['mutual_information'] for p in a], atol=1e-4)
-  with pytest.raises(training.RunDirError, match='other settings'):
+  with pytest.raises(run_files.RunDirError, match='other settings'):
     mi_record.MutualInformationRecord(resumed, images, [0, 1], 'mnist_shift', every=7)
 
 
 def test_cifar10_binary_end_to_end_on_tiny_files(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
   out = tmp_path / 'mi'
-  proc = run_binary('experiments.mutual_information_cifar10', f'--data_dir={tmp_path}',
+  proc = run_binary('experiments.mutual_information', '--dataset=cifar10', f'--data_dir={tmp_path}',
                     f'--output_dir={out}', '--train_steps=4', '--every=2', '--batch_size=8',
                     '--validation_size=40', '--examples_per_class=3', '--checkpoint_every=2',
                     '--init_seeds=2', '--resnet_blocks=1')
@@ -159,6 +161,7 @@ def test_cifar10_binary_end_to_end_on_tiny_files(tmp_path):
     assert init['mutual_information'][0] == pytest.approx(run['mutual_information'][0], abs=1e-6)
   assert init['mutual_information'][1] != pytest.approx(init['mutual_information'][0], abs=1e-3)
   assert os.path.getsize(out / 'mutual_information.png') > 0
-  again = run_binary('experiments.mutual_information_cifar10', f'--data_dir={tmp_path}',
-                     f'--output_dir={tmp_path / "mi2"}', '--classes=0,0')
+  again = run_binary('experiments.mutual_information', '--dataset=cifar10',
+                     f'--data_dir={tmp_path}', f'--output_dir={tmp_path / "mi2"}',
+                     '--classes=0,0')
   assert again.returncode != 0 and 'give two different classes' in again.stderr

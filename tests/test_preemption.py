@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from models import recipes, training
+from models import classifier, recipes, trainer
 from tests.conftest import ROOT, SHARED_DATA, run_binary
 
 STEPS, CHUNK = 1000, 100
@@ -31,7 +31,7 @@ STOPPED = re.compile(r'stopped by (SIGTERM|Ctrl-C \(SIGINT\)) at step (\d+) of (
 
 
 def _weights(run_dir):
-  return training.load_trained(str(run_dir))[0].get_weights()
+  return classifier.load_trained(str(run_dir))[0].get_weights()
 
 
 @pytest.fixture(scope='module')
@@ -118,13 +118,13 @@ class _SignalAt(keras.callbacks.Callback):
 SMALL = dict(width=32, batch_size=64, train_steps=120, preprocessing='mnist', validation_size=500,
              select_by_validation=True, seed=3)
 # Ten steps a call into the compiled step, checkpoints (and validation scores) every 40.
-SMALL_KWARGS = dict(data_dir=SHARED_DATA, checkpoint_every=40, steps_per_execution=10)
+SMALL_OPTIONS = dict(checkpoint_every=40, steps_per_execution=10)
 
 
-def _train_small(out, lines, **kwargs):
-  return training.train_and_evaluate(recipes.recipe('fc', **SMALL), out,
-                                     log=lambda line, **k: lines.append(line), **SMALL_KWARGS,
-                                     **kwargs)
+def _train_small(out, lines, callbacks=None):
+  return classifier.train_and_evaluate(
+      recipes.recipe('fc', **SMALL), out, data_dir=SHARED_DATA, callbacks=callbacks,
+      options=trainer.RunOptions(log=lambda line, **k: lines.append(line), **SMALL_OPTIONS))
 
 
 def _scored_steps(lines):
@@ -145,7 +145,7 @@ def test_sigterm_stops_at_that_step_and_resumes_exactly(tmp_path, small_whole, a
   """The stopped and resumed run scores the validation split (select_by_validation) at the
   same steps as the whole run: not at the stop, and not skipping a checkpoint it stops on."""
   out, lines = str(tmp_path / 'run'), []
-  with pytest.raises(training.Stopped) as stopped:
+  with pytest.raises(trainer.Stopped) as stopped:
     _train_small(out, lines, callbacks=lambda chief: [_SignalAt(at)])
   assert str(stopped.value) == (
       f'stopped by SIGTERM at step {at} of 120, with a checkpoint there ({out}/checkpoints); '
@@ -207,6 +207,7 @@ def _finish(procs, timeout=300):
       proc.kill()
 
 
+@pytest.mark.slow(25)
 def test_sigterm_to_one_worker_stops_both_at_one_step_and_the_rerun_resumes(tmp_path):
   """A preempted VM signals its own worker only; a multi-worker save is collective, so both
   workers must save at the same step (they agree by an all-reduce each step)."""

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from data import run_files, section_results, sources
+from data import sources
+from data.run_directory import run_files, section_results
 from experiments import report
 from tests.conftest import run_binary, write_cifar10_bin
 

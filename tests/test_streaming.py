@@ -6,8 +6,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-import data
 from data import inception_preprocessing, sources, streaming
+import data
+from models import recipes
+from visualization import penultimate
 
 NUM_EXAMPLES = 30
 
@@ -236,8 +238,6 @@ def test_inception_colour_distortion_is_slims_fast_mode_ordering():
 
 
 def test_figure1_reads_its_classes_from_a_streamed_split(tiny):
-  from models import recipes  # pylint: disable=g-import-not-at-top
-  from visualization import penultimate  # pylint: disable=g-import-not-at-top
   config = recipes.recipe('inception_v4', dataset='tiny_streamed', image_size=75,
                           validation_size=8, aux_loss_weight=0.0)  # 75 px: no auxiliary head
   train = set(_labels(data.build_dataset('tiny_streamed', 'train', batch_size=4, training=False,

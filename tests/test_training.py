@@ -1,5 +1,4 @@
 """Training core: tf.distribute equivalence, exact resumption, a real MNIST run, user errors."""
-import dataclasses
 import gc
 import json
 import os
@@ -12,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import run_files
-from models import recipes, training
+from data.run_directory import run_files
+from models import classifier, recipes, run_records, trainer
 from tests.conftest import ROOT, run_binary
 
 
@@ -47,18 +46,24 @@ def test_predict_logits_on_mirrored_replicas_keeps_the_order():
 
 
 def _weights(run_dir):
-  model, _, _ = training.load_trained(run_dir)
+  model, _, _ = classifier.load_trained(run_dir)
   return model.get_weights()
+
+
+def _train(config, run_dir, data_dir, callbacks=None, **options):
+  """classifier.train_and_evaluate, quiet, with these RunOptions."""
+  return classifier.train_and_evaluate(
+      config, run_dir, data_dir=data_dir, callbacks=callbacks,
+      options=trainer.RunOptions(log=lambda *a, **k: None, **options))
 
 
 def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_data):
   config = recipes.recipe('fc', width=64, dropout=0.2, batch_size=64, train_steps=40, seed=1)
-  kwargs = dict(data_dir=shared_data, checkpoint_every=10, log=lambda *a, **k: None)
-  whole = training.train_and_evaluate(config, str(tmp_path / 'whole'), **kwargs)
-  partial = training.train_and_evaluate(config, str(tmp_path / 'resumed'), stop_after_steps=25,
-                                        **kwargs)
+  whole = _train(config, str(tmp_path / 'whole'), shared_data, checkpoint_every=10)
+  partial = _train(config, str(tmp_path / 'resumed'), shared_data, checkpoint_every=10,
+                   stop_after_steps=25)
   assert partial == {'steps_trained': 25, 'finished': False}
-  resumed = training.train_and_evaluate(config, str(tmp_path / 'resumed'), **kwargs)
+  resumed = _train(config, str(tmp_path / 'resumed'), shared_data, checkpoint_every=10)
   assert resumed['steps_trained'] == whole['steps_trained'] == 40
   for a, b in zip(_weights(str(tmp_path / 'whole')), _weights(str(tmp_path / 'resumed'))):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -67,35 +72,34 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path, shared_data)
 
 def test_steps_per_execution_trains_the_same_weights_and_resumes(tmp_path, shared_data):
   config = recipes.recipe('fc', width=64, dropout=0.2, batch_size=64, train_steps=40, seed=1)
-  kwargs = dict(data_dir=shared_data, checkpoint_every=10, log=lambda *a, **k: None)
-  whole = training.train_and_evaluate(config, str(tmp_path / 'whole'), **kwargs)
+  whole = _train(config, str(tmp_path / 'whole'), shared_data, checkpoint_every=10)
   out = str(tmp_path / 'five')
-  partial = training.train_and_evaluate(config, out, stop_after_steps=20,
-                                        steps_per_execution=5, **kwargs)
+  partial = _train(config, out, shared_data, checkpoint_every=10, stop_after_steps=20,
+                   steps_per_execution=5)
   assert partial == {'steps_trained': 20, 'finished': False}
   assert sorted(os.listdir(os.path.join(out, 'checkpoints')))[-1].startswith('ckpt-20')
-  resumed = training.train_and_evaluate(config, out, steps_per_execution=5, **kwargs)
+  resumed = _train(config, out, shared_data, checkpoint_every=10, steps_per_execution=5)
   assert resumed['steps_trained'] == 40
   for a, b in zip(_weights(str(tmp_path / 'whole')), _weights(out)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert resumed['metrics']['test']['accuracy'] == whole['metrics']['test']['accuracy']
   with pytest.raises(ValueError, match=r'--checkpoint_every \(10\) is not a multiple of '
                                        r'--steps_per_execution \(3\)'):
-    training.train_and_evaluate(config, str(tmp_path / 'three'), steps_per_execution=3,
-                                **kwargs)
+    _train(config, str(tmp_path / 'three'), shared_data, checkpoint_every=10,
+           steps_per_execution=3)
 
 
 def test_auto_steps_per_execution_divides_every_period(tmp_path, shared_data, monkeypatch):
-  assert training.resolve_steps_per_execution(0, [1000, 30000, 0]) == 10
-  assert training.resolve_steps_per_execution(0, [10, 25, 0]) == 5
-  assert training.resolve_steps_per_execution(0, [10, 40, 20, 4]) == 2
-  assert training.resolve_steps_per_execution(3, [10, 40]) == 3  # given: kept (then checked)
+  assert trainer.resolve_steps_per_execution(0, [1000, 30000, 0]) == 10
+  assert trainer.resolve_steps_per_execution(0, [10, 25, 0]) == 5
+  assert trainer.resolve_steps_per_execution(0, [10, 40, 20, 4]) == 2
+  assert trainer.resolve_steps_per_execution(3, [10, 40]) == 3  # given: kept (then checked)
   # A short run takes one step a call (a second trace would cost more than it saves)...
-  assert training.resolve_steps_per_execution(0, [1000, 30000, 0], steps_left=999) == 1
-  assert training.resolve_steps_per_execution(0, [1000, 30000, 0], steps_left=1000) == 10
-  assert training.resolve_steps_per_execution(4, [1000, 30000, 0], steps_left=10) == 4
+  assert trainer.resolve_steps_per_execution(0, [1000, 30000, 0], steps_left=999) == 1
+  assert trainer.resolve_steps_per_execution(0, [1000, 30000, 0], steps_left=1000) == 10
+  assert trainer.resolve_steps_per_execution(4, [1000, 30000, 0], steps_left=10) == 4
   # ...so the real run below, of 20 steps, shows the divisor rule with that floor lowered.
-  monkeypatch.setattr(training, 'AUTO_MIN_STEPS', 0)
+  monkeypatch.setattr(trainer, 'AUTO_MIN_STEPS', 0)
   seen = []
 
   class EveryFourSteps(keras.callbacks.Callback):
@@ -105,9 +109,8 @@ def test_auto_steps_per_execution_divides_every_period(tmp_path, shared_data, mo
       seen.append(int(self.model.optimizer.iterations.numpy()))
 
   config = recipes.recipe('fc', width=32, batch_size=32, train_steps=20, preprocessing='mnist')
-  training.train_and_evaluate(config, str(tmp_path / 'run'), data_dir=shared_data,
-                              checkpoint_every=10, log=lambda *a, **k: None,
-                              callbacks=lambda chief: [EveryFourSteps()])
+  _train(config, str(tmp_path / 'run'), shared_data, checkpoint_every=10,
+         callbacks=lambda chief: [EveryFourSteps()])
   assert seen == list(range(2, 21, 2))  # two steps a call: 2 divides 10, 20 and 4
 
 
@@ -154,41 +157,40 @@ def test_user_mistakes_get_one_line_errors(tmp_path, shared_data):
                  f'--output_dir={out}'))
   os.makedirs(out)
   with open(os.path.join(out, 'config.json'), 'w') as f:
-    json.dump({'config': training.config_to_json(recipes.recipe('fc'))}, f)
+    json.dump({'config': run_records.config_to_json(recipes.recipe('fc'))}, f)
   err = _one_line_error(run_binary('experiments.train', '--model=fc', '--label_smoothing=0.1',
                                    f'--output_dir={out}', f'--data_dir={shared_data}'))
   assert 'holds a different run (differs in label_smoothing)' in err
 
 
-def _poisoned_objective(config, from_step):
-  """The classifier objective, but from step `from_step` on the logits are NaN.
+class _PoisonedTask(classifier.ClassifierTask):
+  """The classifier task, but from step 7 on the logits are NaN.
 
   Images become NaN and the trained model adds 0 * sum(image) to the logits (a ReLU network
   alone would turn NaN inputs into zeros).
   """
-  plain = training.classifier_objective(config)
+  FROM_STEP = 7
 
-  def dataset(data_dir, start):
-    steps = tf.data.Dataset.range(start, 1 << 40)
-    return tf.data.Dataset.zip(steps, plain.train_dataset(data_dir, start)).map(
-        lambda s, xy: (tf.where(s >= from_step, np.nan, xy[0]), xy[1]))
+  def train_dataset(self, start_step):
+    steps = tf.data.Dataset.range(start_step, 1 << 40)
+    return tf.data.Dataset.zip(steps, super().train_dataset(start_step)).map(
+        lambda s, xy: (tf.where(s >= self.FROM_STEP, np.nan, xy[0]), xy[1]))
 
-  def wrap(model):
+  def trained_model(self, model):
     x = keras.Input(model.input_shape[1:])
     return keras.Model(x, model(x) + 0.0 * keras.ops.sum(x, axis=(1, 2, 3))[:, None])
-  return lambda: dataclasses.replace(plain, train_dataset=dataset, wrap=wrap)
 
 
 def test_a_diverged_run_stops_at_the_step_and_keeps_the_last_good_checkpoint(tmp_path,
                                                                              shared_data):
   config = recipes.recipe('fc', width=32, batch_size=32, train_steps=40, preprocessing='mnist')
   out = str(tmp_path / 'run')
-  with pytest.raises(training.TrainingDivergedError,
+  with pytest.raises(trainer.TrainingDivergedError,
                      match=r'became nan at step 8; .* last good checkpoint \(step 5\).*'
                            r'learning_rate'):
-    training.train_and_evaluate(config, out, data_dir=shared_data, checkpoint_every=5,
-                                log=lambda *a, **k: None, objective=_poisoned_objective(config, 7),
-                                steps_per_execution=1)  # the callback sees every step
+    trainer.run_task(_PoisonedTask(config, out, shared_data), trainer.RunOptions(
+        checkpoint_every=5, log=lambda *a, **k: None,
+        steps_per_execution=1))  # the callback sees every step
   assert not os.path.exists(os.path.join(out, 'results.json'))
   assert tf.train.latest_checkpoint(os.path.join(out, 'checkpoints')).endswith('ckpt-5')
 
@@ -207,15 +209,14 @@ def test_a_run_writes_everything_through_gfile(shared_data):
   """ram:// is a TensorFlow file system that is not the local disk, as gs:// is."""
   out = 'ram://label_smoothing_test/run'
   config = recipes.recipe('fc', width=32, batch_size=64, train_steps=20, preprocessing='mnist')
-  kwargs = dict(data_dir=shared_data, checkpoint_every=10, log=lambda *a, **k: None)
-  assert training.train_and_evaluate(config, out, stop_after_steps=10, **kwargs)['steps_trained'] \
-      == 10
-  results = training.train_and_evaluate(config, out, **kwargs)  # resumes from ram://
+  assert _train(config, out, shared_data, checkpoint_every=10,
+                stop_after_steps=10)['steps_trained'] == 10
+  results = _train(config, out, shared_data, checkpoint_every=10)  # resumes from ram://
   assert results['finished'] and not os.path.exists(out)
   assert set(tf.io.gfile.listdir(out)) >= {'config.json', 'checkpoints', 'results.json',
                                            'model.weights.h5', 'logits.npz'}
   assert run_files.read_json(out + '/results.json') == results
-  _, splits = training.run_logits(out)
+  _, splits = classifier.run_logits(out)
   assert splits['test'][0].shape == (10000, 10)
   from experiments import sweep  # pylint: disable=g-import-not-at-top  (a section output)
   sweep.calibrate_run_dirs([out], 'ram://label_smoothing_test/calibration')
@@ -225,7 +226,7 @@ def test_a_run_writes_everything_through_gfile(shared_data):
 
 
 def test_the_training_loop_does_not_import_distillation():
-  code = 'import sys, models.training; assert "distillation" not in sys.modules'
+  code = 'import sys, models.classifier; assert "distillation" not in sys.modules'
   assert subprocess.run([sys.executable, '-c', code], cwd=ROOT).returncode == 0
 
 
@@ -245,14 +246,17 @@ def test_more_user_mistakes_get_one_line_errors(tmp_path, shared_data):
   unfinished = tmp_path / 'unfinished'
   unfinished.mkdir()
   (unfinished / 'config.json').write_text(
-      json.dumps({'config': training.config_to_json(recipes.recipe('fc'))}))
+      json.dumps({'config': run_records.config_to_json(recipes.recipe('fc'))}))
   assert 'has not finished' in _one_line_error(run_binary(
       'experiments.calibration', f'--run_dirs={unfinished}', f'--output_dir={tmp_path / "c"}'))
   assert 'is not a run directory' in _one_line_error(run_binary(
-      'experiments.penultimate_mnist', f'--run_dirs={tmp_path},{tmp_path}',
+      'experiments.penultimate', '--dataset=mnist', f'--run_dirs={tmp_path},{tmp_path}',
       f'--output_dir={tmp_path / "p"}'))
   assert 'mnist has classes 0 to 9' in _one_line_error(run_binary(
-      'experiments.penultimate_mnist', '--classes=0,1,12', f'--output_dir={tmp_path / "p"}'))
+      'experiments.penultimate', '--dataset=mnist', '--classes=0,1,12',
+      f'--output_dir={tmp_path / "p"}'))
+  assert '--dataset must be one of mnist, cifar10, cifar100, imagenet2012' in _one_line_error(
+      run_binary('experiments.penultimate', '--dataset=fashion_mnist', f'--output_dir={tmp_path}'))
   assert '--alphas must be a comma-separated list of numbers in [0.0, 1.0)' in _one_line_error(
       run_binary('experiments.accuracy_table', '--alphas=0,zero', f'--output_dir={tmp_path}'))
   assert '--seeds must be a comma-separated list of integers' in _one_line_error(
@@ -270,13 +274,13 @@ def test_evaluation_traces_once_per_model_and_forgets_a_deleted_model():
   model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name='logits')])
   x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
   dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(5))).batch(2)
-  first, labels = training.predict_logits(model, dataset)
-  second, _ = training.predict_logits(model, dataset)
+  first, labels = classifier.predict_logits(model, dataset)
+  second, _ = classifier.predict_logits(model, dataset)
   np.testing.assert_allclose(first, model(x).numpy(), rtol=1e-6)
   np.testing.assert_array_equal(first, second)
   np.testing.assert_array_equal(labels, np.arange(5))
-  assert training._logits_step(model)[1].experimental_get_tracing_count() == 1  # pylint: disable=protected-access
-  before = len(training._LOGITS_STEPS)  # pylint: disable=protected-access
+  assert classifier._logits_step(model)[1].experimental_get_tracing_count() == 1  # pylint: disable=protected-access
+  before = len(classifier._LOGITS_STEPS)  # pylint: disable=protected-access
   del model
   gc.collect()
-  assert len(training._LOGITS_STEPS) == before - 1  # pylint: disable=protected-access
+  assert len(classifier._LOGITS_STEPS) == before - 1  # pylint: disable=protected-access

@@ -2,25 +2,33 @@
 test_beam_search)."""
 import dataclasses
 import itertools
+import json
 import math
 import os
 import re
+import shutil
 from unittest import mock
 
 import keras
 import numpy as np
 import pytest
+import sacrebleu
+from scipy import stats
 import tensorflow as tf
 
 import calibration
 from data import translation
-from models import beam_search, recipes, training, translation_eval, translation_training
+from experiments import report, translation_section
+from experiments.translation_section import paper_claims, recorded_claims, seed_claims
+from models import beam_search, recipes, run_records, trainer, translation_eval
+from models import translation_training
 from models.losses import TokenCrossEntropy
 from models.optimizers import T2TSchedule
 from models.transformer import Transformer
 from tests.conftest import run_binary, SHARED_DATA
 
 RNG = np.random.default_rng(0)
+QUIET = trainer.RunOptions(log=lambda *a, **k: None)
 
 
 def _tiny(vocab=12, layers=1, d_model=16, scale=None, seed=0, eos_scale=1.0):
@@ -179,27 +187,45 @@ def _tiny_config(**overrides):
                                        num_heads=2, ffn=64, warmup_steps=5), **overrides))
 
 
-def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, shared_data):
+@pytest.fixture(scope='session')
+def tiny_vocabulary(tmp_path_factory):
+  """The Multi30k vocabulary of _tiny_config, learned once a session (SentencePiece takes about
+  4 s a run); a run reuses the vocabulary.model it finds in its directory."""
+  path = str(tmp_path_factory.mktemp('vocabulary') / translation_training.VOCABULARY)
+  return translation.learn_vocabulary(translation.vocabulary_sentences('multi30k', SHARED_DATA),
+                                      _tiny_config().vocab_size, path)
+
+
+def _tiny_run_dir(path, vocabulary):
+  """A run directory holding the shared vocabulary (as a rerun finds its own)."""
+  os.makedirs(path)
+  shutil.copy(vocabulary, os.path.join(path, translation_training.VOCABULARY))
+  return str(path)
+
+
+@pytest.mark.slow(27)
+def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, shared_data,
+                                                              tiny_vocabulary):
   config = _tiny_config()
-  kwargs = dict(data_dir=shared_data, checkpoint_every=5, log=lambda *a, **k: None)
-  translation_training.train_translation(config, str(tmp_path / 'whole'), **kwargs)
-  assert translation_training.train_translation(config, str(tmp_path / 'resumed'),
-                                                stop_after_steps=10, **kwargs)['steps_trained'] \
-      == 10
-  assert translation_training.train_translation(config, str(tmp_path / 'resumed'),
-                                                **kwargs)['finished']
+  options = trainer.RunOptions(checkpoint_every=5, log=lambda *a, **k: None)
+  train = lambda run_dir, options: translation_training.train_translation(
+      config, str(run_dir), data_dir=shared_data, options=options)
+  train(_tiny_run_dir(tmp_path / 'whole', tiny_vocabulary), options)
+  assert train(_tiny_run_dir(tmp_path / 'resumed', tiny_vocabulary), dataclasses.replace(
+      options, stop_after_steps=10))['steps_trained'] == 10
+  assert train(tmp_path / 'resumed', options)['finished']
   whole = translation_training.load_trained(str(tmp_path / 'whole'))[0].get_weights()
   resumed = translation_training.load_trained(str(tmp_path / 'resumed'))[0].get_weights()
   for a, b in zip(whole, resumed):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow(18)
 def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
-    tmp_path, shared_data, monkeypatch):
-  from experiments import translation_section  # pylint: disable=g-import-not-at-top
-  run_dir = str(tmp_path / 'run')
+    tmp_path, shared_data, monkeypatch, tiny_vocabulary):
+  run_dir = _tiny_run_dir(tmp_path / 'run', tiny_vocabulary)
   translation_training.train_translation(_tiny_config(train_steps=5), run_dir,
-                                         data_dir=shared_data, log=lambda *a, **k: None)
+                                         data_dir=shared_data, options=QUIET)
   decoded = []
   real_translate = translation_eval.translate
 
@@ -235,7 +261,6 @@ def _drop_words(sentences, seed, rate):
 
 
 def test_paired_bleu_bootstrap_separates_real_from_chance_differences(shared_data):
-  import sacrebleu  # pylint: disable=g-import-not-at-top
   _, german = translation.read_multi30k(shared_data, 'test')
   same_noise = [_drop_words(german, seed, 0.3) for seed in (0, 1)]
   worse = _drop_words(german, 2, 0.5)
@@ -260,7 +285,6 @@ def _evaluation(alpha, ece, nll, bleu, fitted=1.2):
 
 
 def test_paper_claims_follow_the_numbers():
-  from experiments.translation_section import paper_claims  # pylint: disable=g-import-not-at-top
   significance = {split: {'system': 30.0, 'baseline': 29.0, 'p_value': 0.2}
                   for split in ('validation', 'test')}
   hard = _evaluation(0.0, 0.06, {0.5: 2.0, 1.0: 1.5, 1.2: 1.45, 2.0: 1.8},
@@ -286,8 +310,6 @@ def test_recorded_claims_apply_the_current_rules_to_stored_numbers():
   """Three seeds whose label-smoothing BLEU gains are +1.46, +1.04, +2.02 and temperature
   scaling's +0.054, -0.265, +0.468 (the committed Multi30k runs, rounded): the difference
   +1.406, +1.305, +1.552 holds beyond seed noise (scipy's paired t-test, p = 0.003)."""
-  from scipy import stats  # pylint: disable=g-import-not-at-top
-  from experiments.translation_section import recorded_claims  # pylint: disable=g-import-not-at-top
   hard_1, ls_gain, ts_gain = [35.0, 34.0, 36.0], [1.46, 1.04, 2.02], [0.054, -0.265, 0.468]
   per_seed = {'validation BLEU at T=1, hard targets': hard_1,
               'validation BLEU at T=1, label smoothing': np.add(hard_1, ls_gain).tolist(),
@@ -312,7 +334,6 @@ def test_recorded_claims_apply_the_current_rules_to_stored_numbers():
 
 
 def test_claims_across_seeds_pair_each_seeds_runs():
-  from experiments.translation_section import seed_claims  # pylint: disable=g-import-not-at-top
   evaluations = []
   for seed, (ece_hard, ece_smooth, bleu_hard, bleu_smooth, gain) in enumerate(
       [(0.060, 0.020, 30.0, 31.0, 0.3), (0.050, 0.012, 32.0, 31.5, -0.2),
@@ -339,19 +360,18 @@ def test_claims_across_seeds_pair_each_seeds_runs():
   assert scaling['verdict'] == 'not established beyond seed noise'
 
 
-def test_the_section_compares_two_runs_end_to_end(tmp_path, shared_data):
-  from experiments import report, translation_section  # pylint: disable=g-import-not-at-top
+@pytest.mark.slow(56)
+def test_the_section_compares_two_runs_end_to_end(tmp_path, shared_data, tiny_vocabulary):
   runs = []
   for seed, alpha in ((0, 0.0), (0, 0.1), (1, 0.0), (1, 0.1)):
-    runs.append(str(tmp_path / f'alpha_{alpha:g}_seed_{seed}'))
+    runs.append(_tiny_run_dir(tmp_path / f'alpha_{alpha:g}_seed_{seed}', tiny_vocabulary))
     translation_training.train_translation(
         _tiny_config(train_steps=5, label_smoothing=alpha, seed=seed), runs[-1],
-        data_dir=shared_data, log=lambda *a, **k: None)
+        data_dir=shared_data, options=QUIET)
   settings = translation_section.EvalSettings(temperatures=[0.8, 1.0], bleu_temperatures=[1.0],
                                               beam_size=2, max_sentences=5)
   out = tmp_path / 'results' / 'translation'
   markdown = translation_section.evaluate_and_write(runs, str(out), settings)
-  import json  # pylint: disable=g-import-not-at-top
   with open(out / 'translation.json') as f:
     written = json.load(f)
   assert len(written['summary']['claims']) == 4
@@ -390,6 +410,7 @@ def _unigram_nll(vocabulary, train_targets, targets):
   return float(-np.mean(np.log(counts[ids] / counts.sum())))
 
 
+@pytest.mark.slow(117)
 def test_a_short_real_multi30k_training_translates(tmp_path, shared_data):
   """A 2+2-layer model after 500 steps of 2,048 tokens (about two epochs) must translate: its
   next-token NLL far below the unigram model's, and BLEU far above copying the English source
@@ -414,9 +435,8 @@ def test_a_short_real_multi30k_training_translates(tmp_path, shared_data):
   english, german = translation.read_multi30k(shared_data, 'validation')
   copy_baseline = translation_eval.bleu(english[:200], german[:200])['uncased_intl']['score']
   run_dir = out / 'alpha_0_seed_0'
-  row = training.finished_results(str(run_dir))
+  row = run_records.finished_results(str(run_dir))
   assert row['steps_trained'] == 500
-  import json  # pylint: disable=g-import-not-at-top
   with open(out / 'translation.json') as f:
     measured = json.load(f)['rows'][0]
   unigram = _unigram_nll(translation.Vocabulary(str(run_dir / 'vocabulary.model')),
@@ -550,8 +570,7 @@ def test_wmt14_streams_from_mock_data_resumes_exactly_and_trains(tmp_path):
   """WMT14 through tfds' mock data (random text, no files): the vocabulary is learned from a
   bounded sample, the training stream is tokenized in the pipeline (never a Python list of the
   corpus), resumes exactly (also bucketed), and a tiny Transformer trains on it end to end."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from models import recipes, translation_training  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  (slow import)
   with tfds.testing.mock_data(num_examples=120, policy=tfds.testing.MockPolicy.USE_CODE):
     data_dir = str(tmp_path / 'tfds')
     assert len(translation.vocabulary_sentences('wmt14', data_dir)) == 240
@@ -576,9 +595,9 @@ def test_wmt14_streams_from_mock_data_resumes_exactly_and_trains(tmp_path):
                                         encoder_layers=1, decoder_layers=1, d_model=16,
                                         num_heads=2, ffn=32, batch_size=256, max_length=32,
                                         train_steps=3, warmup_steps=1)
-    results = translation_training.train_translation(config, str(tmp_path / 'run'),
-                                                     data_dir=data_dir, log=lambda *a, **k: None,
-                                                     checkpoint_every=3)
+    results = translation_training.train_translation(
+        config, str(tmp_path / 'run'), data_dir=data_dir,
+        options=trainer.RunOptions(checkpoint_every=3, log=lambda *a, **k: None))
   assert results['finished'] and results['batching'] == 'dynamic'
   assert results['replicas'] == 1 and results['tokens_per_step'] == 256
   assert (tmp_path / 'run' / 'model.weights.h5').exists()

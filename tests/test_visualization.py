@@ -1,9 +1,13 @@
 """Projection onto the templates' plane against hand-built examples."""
+import json
 import os
 
 import numpy as np
 
-from visualization import cluster_statistics, figures, plane_basis, project
+from models import recipes
+from tests.conftest import run_binary, write_cifar10_bin
+from visualization import cluster_statistics, distillation, figures, plane_basis, project
+from visualization import reliability
 
 
 def _templates(seed=0, d=6, k=5):
@@ -59,11 +63,9 @@ def test_figure_has_four_panels(tmp_path):
 
 def test_penultimate_cifar10_binary_smoke(tmp_path):
   """Figure 1 binary end to end on tiny synthetic CIFAR-10 files (shortened schedule)."""
-  import json  # pylint: disable=g-import-not-at-top
-  from tests.conftest import run_binary, write_cifar10_bin  # pylint: disable=g-import-not-at-top
   write_cifar10_bin(str(tmp_path), per_batch=40, test=10)
   out = tmp_path / 'out'
-  proc = run_binary('experiments.penultimate_cifar10', f'--data_dir={tmp_path}',
+  proc = run_binary('experiments.penultimate', '--dataset=cifar10', f'--data_dir={tmp_path}',
                     f'--output_dir={out}', '--train_steps=2', '--batch_size=16',
                     '--validation_size=60', '--examples_per_class=5', '--checkpoint_every=2')
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -78,7 +80,7 @@ def test_penultimate_cifar10_binary_smoke(tmp_path):
   # Reusing the runs without --data_dir reads the files they were trained on (the default
   # folder has no CIFAR-10 binaries) and projects the same points.
   runs = f'{out / "alpha_0_seed_0"},{out / "alpha_0.1_seed_0"}'
-  proc = run_binary('experiments.penultimate_cifar10', f'--run_dirs={runs}',
+  proc = run_binary('experiments.penultimate', '--dataset=cifar10', f'--run_dirs={runs}',
                     f'--output_dir={tmp_path / "reused"}', '--examples_per_class=5')
   assert proc.returncode == 0, proc.stderr[-3000:]
   reused = np.load(tmp_path / 'reused' / 'penultimate_points.npz')
@@ -94,7 +96,6 @@ def _overlaps(fig, artist, ax):
 
 
 def test_figure5_labels_every_point_and_keeps_its_legend_off_the_axes(tmp_path):
-  from visualization import distillation  # pylint: disable=g-import-not-at-top
   point = lambda group, setting, gamma, acc, **extra: {
       'group': group, 'setting': setting, 'seed': 0, 'gamma': gamma,
       'accuracy': {'validation': acc}, **extra}
@@ -115,7 +116,6 @@ def test_figure5_labels_every_point_and_keeps_its_legend_off_the_axes(tmp_path):
 
 
 def test_reliability_legend_stays_off_both_panels(tmp_path):
-  from visualization import reliability  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   logits, labels = rng.normal(size=(500, 10)) * 3, rng.integers(0, 10, 500)
   fig = reliability.plot_reliability([(f'curve {i}', logits * (i + 1), labels, 1.0)
@@ -127,8 +127,6 @@ def test_reliability_legend_stays_off_both_panels(tmp_path):
 
 def test_figure6_marks_the_recipes_learning_rate_drops(tmp_path):
   """ResNet-56's drops at 1/2 and 3/4 of 64,000 steps: 32,000 and 48,000 (paper Appendix A)."""
-  from models import recipes  # pylint: disable=g-import-not-at-top
-  from visualization import distillation  # pylint: disable=g-import-not-at-top
   config = recipes.recipe('resnet56', dataset='cifar10', train_steps=64_000)
   drops = recipes.learning_rate_drops(config, 64_000)
   assert drops == [32_000, 48_000]

@@ -5,7 +5,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from data import run_files
+from data.run_directory import run_files
 
 DEFAULT_COLORS = ('tab:blue', 'tab:orange', 'tab:green')
 

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 import data
 import models
-from models import training
+from models import classifier
 from visualization.projection import plane_basis, project
 
 
@@ -34,7 +34,7 @@ def _streamed_class_examples(config, split, classes, per_class, data_dir):
   """The same from a streamed dataset (ImageNet): its evaluation pass, read until every class
   has `per_class` examples (or the split ends)."""
   wanted = tf.constant(classes, tf.int32)
-  stream = training.split_dataset(config, data_dir, split, batch_size=256).unbatch().filter(
+  stream = classifier.split_dataset(config, data_dir, split, batch_size=256).unbatch().filter(
       lambda x, y: tf.reduce_any(tf.equal(y, wanted)))
   found = {c: [] for c in classes}
   for x, y in stream:

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from calibration import metrics
-from data import run_files
+from data.run_directory import run_files
 
 MIN_COUNT = 10  # bins with fewer examples are drawn hollow and off the curve's line
 

@@ -4,7 +4,7 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-from data import run_files  # pylint: disable=g-import-not-at-top
+from data.run_directory import run_files  # pylint: disable=g-import-not-at-top
 
 
 def temperature_figure(runs, path_stem, title=''):

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from data import run_files
+from data.run_directory import run_files
 
 LOCK = 'run.lock'
 

@@ -11,7 +11,10 @@ import platform
 import shlex
 import sys
 
-from data import run_files
+import keras
+import tensorflow as tf
+
+from data.run_directory import run_files
 
 SCHEMA_VERSION = 1
 
@@ -57,8 +60,6 @@ def provenance(seeds, data, wall_seconds, command=None):
   """What a reader needs to trust or redo a result. data: {dataset: 'official' | 'stand-in' |
   'unverified'} (data.sources.identify); wall_seconds: this command's wall time (finished runs
   it reused took their own, recorded in their results.json)."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
   return {'command': command or command_line(), 'cpu': cpu_model(),
           'seeds': sorted(seeds), 'data': data, 'wall_seconds': round(wall_seconds, 1),
           'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

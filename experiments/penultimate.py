@@ -1,9 +1,24 @@
-"""Shared body of the penultimate_{mnist,cifar10,cifar100} binaries (paper Figure 1)."""
+r"""Paper Figure 1: penultimate activations of three classes projected onto the plane of their
+templates, without and with label smoothing, on training and validation examples.
+
+  python -m experiments.penultimate --dataset=cifar10 --output_dir=results/penultimate_cifar10
+Trains alpha = 0 and 0.1 with the paper recipe, or reuses --run_dirs=DIR_ALPHA0,DIR_ALPHA0.1.
+--dataset picks the row (ROWS: its model and classes); --model, --classes and --class_names
+override them. ImageNet (a prepared tfds imagenet2012; training: accelerators only) reuses
+finished Inception-v4 runs of experiments.accuracy_table; the paper's second ImageNet row
+(semantically similar classes) is --classes=265,266,0
+--class_names=toy_poodle,miniature_poodle,tench.
+"""
 import os
 
 from absl import flags
+import numpy as np
 
-from experiments import common
+import data
+from data.run_directory import run_files, section_results
+from experiments import common, sweep
+from models import classifier
+from visualization import cluster_statistics, figures, penultimate
 
 common.define_section_flags('Where runs, figure, points and statistics go.',
                             'Reuse two finished runs (alpha = 0, then alpha > 0).',
@@ -18,21 +33,22 @@ flags.DEFINE_integer('examples_per_class', 100, 'Examples projected per class an
 common.define_training_flags()
 FLAGS = flags.FLAGS
 
+# Figure 1's rows (MNIST is ours): --dataset -> the defaults of the flags it sets.
+ROWS = {
+    'mnist': dict(model='fc', classes=['0', '1', '2'], class_names=['zero', 'one', 'two']),
+    'cifar10': dict(model='alexnet', classes=['0', '1', '2'],
+                    class_names=['airplane', 'automobile', 'bird']),
+    'cifar100': dict(model='resnet56', classes=['0', '1', '2'],
+                     class_names=['apple', 'aquarium_fish', 'baby']),
+    'imagenet2012': dict(model='inception_v4', classes=['0', '299', '499'],
+                         class_names=['tench', 'meerkat', 'cleaver']),
+}
+common.define_dataset_rows(ROWS, 'the rows of Figure 1')
 
-def run(model, dataset, classes, class_names):
-  """Sets the binary's defaults, then trains/reuses, projects, draws and writes statistics."""
-  common.run_with_defaults(_main, model=model, dataset=dataset,
-                           classes=[str(c) for c in classes], class_names=class_names)
 
-
-def _main(argv):
+def main(argv):
   del argv
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments import sweep  # pylint: disable=g-import-not-at-top
-  from models import training  # pylint: disable=g-import-not-at-top
-  from data import run_files, section_results  # pylint: disable=g-import-not-at-top
-  from visualization import cluster_statistics, figures, penultimate  # pylint: disable=g-import-not-at-top
-  import data  # pylint: disable=g-import-not-at-top
+  common.apply_preset(ROWS[FLAGS.dataset])
   classes = [int(c) for c in FLAGS.classes]
   if len(classes) != 3 or len(FLAGS.class_names) != 3:
     raise ValueError('--classes and --class_names need exactly three entries.')
@@ -44,12 +60,12 @@ def _main(argv):
   if not run_dirs:
     alphas = [float(a) for a in FLAGS.alphas]
     sweep.run_grid(FLAGS.output_dir, FLAGS.model, alphas, [FLAGS.seed],
-                   common.recipe_overrides(), **common.train_kwargs())
+                   common.recipe_overrides(), FLAGS.data_dir, common.run_options())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed)) for a in alphas]
   run_files.make_dir(FLAGS.output_dir)
   panels, points, stats = [], {}, {}
   for run_dir in run_dirs:
-    model, config, stored_data_dir = training.load_trained(run_dir)
+    model, config, stored_data_dir = classifier.load_trained(run_dir)
     projected = penultimate.project_splits(model, config, classes, FLAGS.examples_per_class,
                                            data_dir=(common.data_dir_for_reused_runs() or
                                                      stored_data_dir))
@@ -71,3 +87,7 @@ def _main(argv):
     print(f'{name:28s} mean spread {s["mean_spread"]:8.3f}  mean-distance '
           f'{np.mean(list(s["mean_distances"].values())):8.3f}  spread/distance '
           f'{s["spread_over_distance"]:.3f}  equidistance {s["equidistance"]:.3f}')
+
+
+if __name__ == '__main__':
+  common.run(main)
