@@ -5,7 +5,7 @@ r"""Paper Figure 5: ResNet-56 teachers and AlexNet students on CIFAR-10 against 
       --data_dir=/work/data/cifar10_jpeg --output_dir=results/cifar10_resnet56_standin
 Prints the plan first (every run in order, finished / resumed / new, an estimate from step
 times measured at start), then trains teachers, the student grid, the contrast seeds and the
-cached-outputs check (experiments/distillation_section.py says what each is). Each point is a
+cached-outputs check (distillation/figure5.py says what each is). Each point is a
 resumable run directory: a killed sweep continues where it stopped and finished points are
 reused, as are finished runs with the same config given in --reuse_dirs.
 """
@@ -16,9 +16,8 @@ from absl import flags
 
 import data
 from data.run_directory import run_files, section_results
-from distillation import mi_record, train_student
+from distillation import figure5, mi_record, train_student
 from experiments import common, report, timing
-from experiments import distillation_section as section
 from models import classifier, recipes
 from visualization import distillation as figures
 
@@ -107,13 +106,13 @@ def _train(run, queued_seconds, options):
 
 
 def _train_all(runs, num_train, step_seconds, later, options, points, write):
-  queued = section.seconds_queued_after(runs, num_train, step_seconds, later)
+  queued = figure5.seconds_queued_after(runs, num_train, step_seconds, later)
   for run, queued_seconds in zip(runs, queued):
     print(f'[{run.name}] {run.run_dir}', flush=True)
     results = _train(run, queued_seconds, options)
     if not results.get('finished'):
       return False  # --stop_after_steps: the sweep stops here, as a kill would
-    points.append(section.point(run, results, FLAGS.output_dir))
+    points.append(figure5.point(run, results, FLAGS.output_dir))
     write(points)
   return True
 
@@ -125,8 +124,8 @@ def _write_section(points, planned):
   run_dirs = [run_files.resolve(p['run_dir'], FLAGS.output_dir) for p in points]
   section_results.write(FLAGS.output_dir, 'distillation_cifar10', {
       'split': FLAGS.split, 'points': points, 'summary': summary,
-      'findings': section.findings(points, FLAGS.split),
-      'on_the_fly_check': section.on_the_fly_check(points, FLAGS.split),
+      'findings': figure5.findings(points, FLAGS.split),
+      'on_the_fly_check': figure5.on_the_fly_check(points, FLAGS.split),
       'progress': {'finished': len(points), 'planned': planned}},
                         common.provenance(run_dirs, FLAGS.data_dir))
 
@@ -134,10 +133,10 @@ def _write_section(points, planned):
 def _finished_points(grid, runs, contrast_seeds):
   """The points of the finished planned runs and of the finished contrast runs (chosen from
   the first seed's points so far)."""
-  points = [p for run in runs if (p := section.finished_point(run, FLAGS.output_dir))]
+  points = [p for run in runs if (p := figure5.finished_point(run, FLAGS.output_dir))]
   if points:
-    points += [p for run in section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
-               if (p := section.finished_point(run, FLAGS.output_dir))]
+    points += [p for run in figure5.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
+               if (p := figure5.finished_point(run, FLAGS.output_dir))]
   return points
 
 
@@ -148,18 +147,18 @@ def main(argv):
   if 0.0 not in alphas:
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
   seeds = list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds))
-  grid = section.Grid(
+  grid = figure5.Grid(
       FLAGS.output_dir, alphas, [float(t) for t in FLAGS.distill_temperatures], seeds, seeds,
       dict(common.recipe_overrides(), dataset='cifar10', label_smoothing=0.0,
            distillation='soft', distill_beta=1.0, student_temperature=1.0),
       FLAGS.teacher_train_steps or FLAGS.train_steps,
       FLAGS.student_train_steps or FLAGS.train_steps, FLAGS.teacher_outputs,
-      section.reuse_index(FLAGS.reuse_dirs))
-  grid = section.matched_temperatures(grid, FLAGS.data_dir)
+      figure5.reuse_index(FLAGS.reuse_dirs))
+  grid = figure5.matched_temperatures(grid, FLAGS.data_dir)
   contrast_seeds = [int(s) for s in FLAGS.contrast_seeds]
   planned = (len(grid.grid_runs()) + len(seeds) * len(grid.unsolved()) +
              len(FLAGS.on_the_fly_temperatures) +
-             len(contrast_seeds) * section.contrasts_per_seed(grid))
+             len(contrast_seeds) * figure5.contrasts_per_seed(grid))
   write = lambda points: _write_section(points, planned)
   if FLAGS.finished_only:
     points = _finished_points(grid, _runs(grid), contrast_seeds)
@@ -184,32 +183,32 @@ def _sweep(grid, contrast_seeds, write):
   num_train = data.num_examples('cifar10', 'train', FLAGS.data_dir, FLAGS.validation_size)
   runs = _runs(grid)
   # Once the grid has finished, its points name the contrast runs: they are planned like the rest.
-  known = (section.contrast_runs(grid, _finished_points(grid, runs, []), contrast_seeds,
+  known = (figure5.contrast_runs(grid, _finished_points(grid, runs, []), contrast_seeds,
                                  FLAGS.split)
-           if not grid.unsolved() and all(section.status(r) == 'finished' for r in runs)
+           if not grid.unsolved() and all(figure5.status(r) == 'finished' for r in runs)
            else [])
-  todo = [r for r in runs + known if section.remaining_steps(r, num_train)]
+  todo = [r for r in runs + known if figure5.remaining_steps(r, num_train)]
   step_seconds = _measure(todo or runs[:1], options.strategy)
-  later = section.later_runs(grid, num_train, step_seconds, contrast_seeds, bool(known))
-  print('\n'.join(section.plan_lines(runs + known, num_train, step_seconds, later)), flush=True)
+  later = figure5.later_runs(grid, num_train, step_seconds, contrast_seeds, bool(known))
+  print('\n'.join(figure5.plan_lines(runs + known, num_train, step_seconds, later)), flush=True)
   if FLAGS.dry_run:
     return False
   points, later_seconds = [], sum(seconds for _, seconds in later)
   teachers = grid.teachers()
   students = lambda: _runs(grid)[len(teachers):]
   if not _train_all(teachers, num_train, step_seconds,
-                    later_seconds + sum(section.estimated_seconds(r, num_train, step_seconds)
+                    later_seconds + sum(figure5.estimated_seconds(r, num_train, step_seconds)
                                         for r in students()), options, points, write):
     return False
-  grid = section.matched_temperatures(grid, FLAGS.data_dir)  # every teacher has finished
+  grid = figure5.matched_temperatures(grid, FLAGS.data_dir)  # every teacher has finished
   if grid.matched:
     print('T* (the hard teacher\'s temperature at each smoothed teacher\'s gamma): ' +
           ', '.join(f'alpha {a:g}: {t:.4f}' for a, t in sorted(grid.matched.items())), flush=True)
-  later_seconds = section.contrast_seconds(
-      grid, num_train, step_seconds, len(contrast_seeds) * section.contrasts_per_seed(grid))
+  later_seconds = figure5.contrast_seconds(
+      grid, num_train, step_seconds, len(contrast_seeds) * figure5.contrasts_per_seed(grid))
   if not _train_all(students(), num_train, step_seconds, later_seconds, options, points, write):
     return False
-  contrasts = section.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
+  contrasts = figure5.contrast_runs(grid, points, contrast_seeds, FLAGS.split)
   if contrasts:
     print('contrast points: ' + ', '.join(r.name for r in contrasts), flush=True)
   return _train_all(contrasts, num_train, step_seconds, 0.0, options, points, write)

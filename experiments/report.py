@@ -12,8 +12,8 @@ import statistics
 from absl import flags
 
 from data.run_directory import run_files, section_results
+from distillation import figure5
 from experiments import common
-from experiments import distillation_section as distillation_rules
 from experiments import reference_numbers as ref
 from experiments import translation_section as translation_rules
 
@@ -151,7 +151,7 @@ def cifar10_distillation_section(results_dir, where, table):
       spread = f' [{r["min"]:.2f}, {r["max"]:.2f}]' if r['n'] > 1 else ''
       lines.append(_row([group.replace('_', ' '), f'{r["setting"]:g}', f'{r["gamma"]:.3f}',
                          f'{r["mean"]:.2f}{spread}', str(r['n'])]))
-  found = distillation_rules.findings(table['points'], split)  # current rules, stored points
+  found = figure5.findings(table['points'], split)  # current rules, stored points
   lines += ['', 'Paper findings (Section 4, Figure 5):', '']
   for key in ('teacher_improves', 'every_temperature_beats_baseline'):
     if key in found:
@@ -297,7 +297,7 @@ def distillation_claims(table):
 
 
 def cifar10_distillation_claims(table):
-  found = distillation_rules.findings(table['points'], table['split'])
+  found = figure5.findings(table['points'], table['split'])
   out = [(f'Figure 5: {found[k]["text"]}', f'**{found[k]["verdict"]}** ({found[k]["test"]}: '
           f'{found[k]["observed"]})')
          for k in ('teacher_improves', 'every_temperature_beats_baseline') if k in found]

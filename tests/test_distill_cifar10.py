@@ -9,8 +9,8 @@ from scipy import stats
 import tensorflow as tf
 
 from data.run_directory import run_files
+from distillation import figure5
 from distillation.smoothness import smoothness_index
-from experiments import distillation_section as section
 from models import recipes, run_records, trainer
 from tests.conftest import run_binary, write_cifar10_bin
 
@@ -63,7 +63,7 @@ def test_the_reduced_preset_plans_every_run_in_order_and_names_what_it_reuses(tm
 
 
 def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, monkeypatch):
-  grid = section.Grid(str(tmp_path), [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
+  grid = figure5.Grid(str(tmp_path), [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
                       teacher_steps=100, student_steps=50, teacher_outputs='cached')
   runs = grid.grid_runs() + [grid.run('student_on_the_fly', 1.0, 0)]
   checkpoints = tmp_path / 'teachers' / 'alpha_0_seed_0' / 'checkpoints'
@@ -71,14 +71,14 @@ def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, m
   (checkpoints / 'ckpt-40.index').write_bytes(b'')
   (checkpoints / 'checkpoint').write_text('model_checkpoint_path: "ckpt-40"\n')
   step_seconds = {'resnet56': 0.5, 'alexnet': 0.05, 'teacher_forward': 0.2}
-  later = section.contrast_seconds(grid, 1000, step_seconds, 6)
+  later = figure5.contrast_seconds(grid, 1000, step_seconds, 6)
   assert later == pytest.approx(6 * 50 * 0.05, rel=1e-12)
   # By hand: teachers 60 x 0.5 (resumed at 40) and 100 x 0.5; baselines 0, 0.3, the T = 1 and
   # smoothed students 50 x 0.05 each; the on-the-fly student 50 x (0.05 + 0.2).
   own = [30.0, 50.0, 2.5, 2.5, 2.5, 2.5, 12.5]
-  queued = section.seconds_queued_after(runs, 1000, step_seconds, later)
+  queued = figure5.seconds_queued_after(runs, 1000, step_seconds, later)
   assert queued == pytest.approx([sum(own[i + 1:]) + 15.0 for i in range(7)], rel=1e-12)
-  assert section.plan_lines(runs, 1000, step_seconds, [('6 contrast runs', later)])[-1] == (
+  assert figure5.plan_lines(runs, 1000, step_seconds, [('6 contrast runs', later)])[-1] == (
       f'total: about {(sum(own) + 15.0) / 3600:.1f} h on this machine')
 
   # A progress line: 200 steps (of 10 examples) in 100 s, 600 steps left: eta 300 s = 5.0 min;
@@ -131,13 +131,13 @@ def test_the_contrasts_pair_the_best_temperature_and_each_smoothed_teacher_at_it
     tmp_path):
   points = _grid_points()
   seed0 = [p for p in points if p['seed'] == 0]
-  assert section.best_temperature(seed0) == 4
-  grid = section.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0, 4.0, 16.0], [0], [0],
+  assert figure5.best_temperature(seed0) == 4
+  grid = figure5.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0, 4.0, 16.0], [0], [0],
                       dict(dataset='cifar10'), teacher_outputs='cached',
                       matched={0.3: 4.5, 0.6: None})  # no T* reaches the 0.6 teacher's gamma
   assert [(r.group, r.setting) for r in grid.grid_runs()][-2:] == [
       ('student_smoothed_teacher', 0.6), ('student_matched_temperature', 0.3)]
-  runs = section.contrast_runs(grid, seed0, [1, 2])
+  runs = figure5.contrast_runs(grid, seed0, [1, 2])
   assert [(r.group, r.setting, r.seed) for r in runs] == [
       (g, s, seed) for seed in (1, 2) for g, s in (
           ('student_hard_teacher', 4), ('student_baseline', 0.0),
@@ -147,7 +147,7 @@ def test_the_contrasts_pair_the_best_temperature_and_each_smoothed_teacher_at_it
   assert runs[3].config.teacher_dir == runs[0].config.teacher_dir
   assert runs[3].config.distill_temperature == 4.5 and runs[3].config.teacher_outputs == 'cached'
   assert runs[3].run_dir == str(tmp_path / 'students_matched_temperature' / 'alpha_0.3_seed_1')
-  paired = section.paired_contrasts(points)
+  paired = figure5.paired_contrasts(points)
   (claim,) = paired['claims']
   hard, base = [82.0, 81.5, 81.8], [80.0, 80.1, 80.9]
   want = stats.ttest_rel(hard, base)
@@ -160,14 +160,14 @@ def test_t_star_is_solved_from_the_teachers_recorded_training_logits(tmp_path):
   """Teachers whose train_logits.npz hold c on the target: the hard one c = 8, the smoothed one
   c = 3 at T = 1; T* is the closed form of test_matched_temperature_solves_the_closed_form at
   the smoothed teacher's gamma. An unfinished teacher leaves its alpha unsolved."""
-  grid = section.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0], [0], [0], dict(dataset='cifar10'))
+  grid = figure5.Grid(str(tmp_path), [0.0, 0.3, 0.6], [1.0], [0], [0], dict(dataset='cifar10'))
   labels = np.tile(np.arange(10), 5)
   for alpha, c in ((0.0, 8.0), (0.3, 3.0)):
     run = grid.run('teacher', alpha, 0)
     _fake_finished_run(run.run_dir, run.config)
     np.savez(os.path.join(run.run_dir, 'train_logits.npz'), logits=np.eye(10)[labels] * c,
              labels=labels)
-  solved = section.matched_temperatures(grid)
+  solved = figure5.matched_temperatures(grid)
   assert grid.matched == {} and solved.unsolved() == [0.6]
   gamma = smoothness_index(np.eye(10)[labels] * 3.0, labels)
   q = gamma * 9 / 10
@@ -176,7 +176,7 @@ def test_t_star_is_solved_from_the_teachers_recorded_training_logits(tmp_path):
 
 def test_the_findings_read_the_single_seed_grid_by_hand():
   """Sampling error by hand: 1.96 * sqrt((a(1-a) + b(1-b)) / 10,000) in points."""
-  found = section.findings(_grid_points())
+  found = figure5.findings(_grid_points())
   se = lambda a, b: 196 * np.sqrt((a * (1 - a) + b * (1 - b)) / 10_000)
   improves = found['teacher_improves']
   assert improves['observed'] == (f'alpha 0.3: +1.00 (+-{se(0.91, 0.9):.2f}), alpha 0.6: '
@@ -199,7 +199,7 @@ def test_the_findings_read_the_single_seed_grid_by_hand():
   # (0.8 - 0.62) / 0.52 = 81.346, one seed against 79.5: -1.85 beyond +-1.10.
   assert unmatched['mean'] == pytest.approx(79.5 - (81.0 + 0.18 / 0.52), abs=1e-9)
   assert unmatched['verdict'] == ('holds beyond sampling error (interpolated, one seed)')
-  assert 'not observable' in section.findings(
+  assert 'not observable' in figure5.findings(
       [_point('teacher', 0.0, 0, 0.0, 90.0), _point('teacher', 0.3, 0, 0.3, 90.5)]
   )['teacher_improves']['verdict']  # +0.5 inside +-0.82
 

@@ -382,7 +382,8 @@ def findings(points, split='validation'):
     out['every_temperature_beats_baseline'] = {
         'text': 'every temperature-distilled student beats the student baseline at its gamma',
         'test': 'one seed, baseline interpolated in gamma: beyond 1.96 binomial standard errors?',
-        'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{seed_stats.Z_95 * se:.2f})' for t, d, se in above),
+        'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{seed_stats.Z_95 * se:.2f})'
+                              for t, d, se in above),
         'verdict': (f'above the baseline beyond sampling error at {beyond} of {len(above)} '
                     f'temperatures, below it at {below} (one seed)')}
   out['smoothed_at_matched_gamma'] = _smoothed_at_matched_gamma(points, first, split)
