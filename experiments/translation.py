@@ -15,7 +15,7 @@ import os
 from absl import flags
 
 from experiments import common, translation_section
-from models import recipes, translation_training
+from models import recipes, translation_eval, translation_training
 
 common.define_section_flags('Where the runs, tables and figures go.',
                             'Reuse finished translation runs instead of training.',
@@ -52,7 +52,7 @@ FLAGS.set_default('checkpoint_every', 200)  # translation steps take seconds on 
 
 def main(argv):
   del argv
-  settings = translation_section.EvalSettings(
+  settings = translation_eval.EvalSettings(
       temperatures=[float(t) for t in FLAGS.scaling_temperatures],
       bleu_temperatures=[float(t) for t in FLAGS.bleu_temperatures or FLAGS.scaling_temperatures],
       beam_size=FLAGS.beam_size, length_penalty=FLAGS.length_penalty,
@@ -66,11 +66,11 @@ def main(argv):
       config = recipes.translation_recipe(FLAGS.model, **common.config_overrides(
           recipes.TranslationConfig, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')
-      if translation_training.train_translation(config, run_dir, data_dir=FLAGS.data_dir,
-                                                options=options)['finished']:
-        # Evaluated as soon as trained: its translation_eval.json and hypotheses/ are small
-        # enough to keep, its weights are not, so a sweep spread over sessions loses no run.
-        translation_section.evaluate_run(run_dir, settings, data_dir, with_logits=False)
+      # Evaluated as soon as trained (inside the run): its translation_eval.json and
+      # hypotheses/ are small enough to keep, its weights are not, so a sweep spread over
+      # sessions loses no run.
+      translation_training.train_translation(config, run_dir, data_dir=FLAGS.data_dir,
+                                             options=options, evaluation=settings)
       run_dirs.append(run_dir)
   print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings, data_dir))
 

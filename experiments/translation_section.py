@@ -1,14 +1,12 @@
-"""Evaluation and outputs of the translation section (experiments.translation).
+"""Outputs of the translation section (experiments.translation) from its runs' evaluations.
 
-Each run is evaluated once into its run directory (translation_eval.json, hypotheses/); the
-section directory gets translation.json / translation.md (Table 3 row, BLEU), Figure 3
+Each run is evaluated once into its run directory (translation_eval.json, hypotheses/; by
+models.translation_eval.evaluate_model, at the end of its training or here); the section
+directory gets translation.json / translation.md (Table 3 row, BLEU), Figure 3
 (reliability_translation.*) and Figure 4 (figure4.*).
 """
 import dataclasses
 import os
-import time
-
-import numpy as np
 
 from calibration.table import table3_lines
 from data import translation
@@ -19,144 +17,6 @@ from models import translation_eval, translation_training
 from visualization import reliability
 from visualization import translation as figure
 
-EVAL = 'translation_eval.json'
-HYPOTHESES = 'hypotheses'  # per run: {split}_T{temperature}.txt and decoding.json
-
-
-@dataclasses.dataclass
-class EvalSettings:
-  temperatures: list
-  bleu_temperatures: list
-  beam_size: int = 4
-  length_penalty: float = 0.6
-  max_sentences: int = None
-  eos_rule: str = 't2t'  # 't2t' or 'fairseq': models.beam_search.EOS_RULES
-
-
-def _split(config, split, vocab, data_dir, max_sentences):
-  english, german = translation.read_parallel(config.dataset, split, data_dir)
-  english, german = english[:max_sentences], german[:max_sentences]
-  sources, targets = translation.encode_pairs(vocab, english, german)
-  return sources, targets, german
-
-
-def _hypotheses_path(run_dir, split, temperature):
-  return os.path.join(run_dir, HYPOTHESES, f'{split}_T{temperature:.3f}.txt')
-
-
-def _read_hypotheses(path):
-  with run_files.gfile.GFile(path, 'rb') as f:
-    payload = f.read()
-  try:
-    return payload.decode()[:-1].split('\n')
-  except UnicodeDecodeError as e:
-    raise run_files.unreadable(path, f'not UTF-8 text: {e.reason} at byte {e.start}',
-                               f'delete it and {EVAL} beside {HYPOTHESES}/, then rerun the '
-                               'translation section: it decodes again') from None
-
-
-def _decode(model, vocab, sources, references, settings, temperature, path, reuse):
-  """BLEU of the beam-search translations at `temperature`; the hypotheses go to `path`.
-
-  With `reuse`, hypotheses already at `path` (written whole, by rename) are scored instead of
-  decoded again, so an evaluation killed between decodes resumes.
-  """
-  if reuse and run_files.gfile.exists(path):
-    try:
-      hypotheses = _read_hypotheses(path)
-    except run_files.RunDirError:
-      hypotheses = []  # unreadable: decoded again below, and rewritten
-    if len(hypotheses) == len(references):
-      return translation_eval.bleu(hypotheses, references)
-  start = time.perf_counter()
-  hypotheses = translation_eval.translate(model, vocab, sources, settings.beam_size,
-                                          settings.length_penalty, temperature,
-                                          eos_rule=settings.eos_rule)
-  seconds = time.perf_counter() - start
-  run_files.write_bytes(path, ('\n'.join(hypotheses) + '\n').encode())
-  return {**translation_eval.bleu(hypotheses, references), 'decode_seconds': seconds}
-
-
-def _cross_fitted_bleu(model, vocab, sources, references, settings, temperatures, run_dir,
-                       reuse):
-  """BLEU of the validation sentences decoded out of sample: the even ones at the temperature
-  fitted on the odd ones' tokens (temperatures[1]) and the odd ones at temperatures[0]."""
-  hypotheses = [None] * len(sources)
-  for half, temperature in ((0, temperatures[1]), (1, temperatures[0])):
-    rows = range(half, len(sources), 2)
-    path = os.path.join(run_dir, HYPOTHESES, f'validation_half{half}_T{temperature:.3f}.txt')
-    _decode(model, vocab, [sources[i] for i in rows], [references[i] for i in rows], settings,
-            temperature, path, reuse)
-    for i, hypothesis in zip(rows, _read_hypotheses(path)):
-      hypotheses[i] = hypothesis
-  return translation_eval.bleu(hypotheses, references)
-
-
-def _decoding_settings(hypotheses_dir, settings):
-  """Whether hypotheses/ holds decodes made with these settings; records them from now on."""
-  path = os.path.join(hypotheses_dir, 'decoding.json')
-  wanted = {k: getattr(settings, k)
-            for k in ('beam_size', 'length_penalty', 'max_sentences', 'eos_rule')}
-  run_files.make_dir(hypotheses_dir)
-  if run_files.gfile.exists(path) and run_files.read_json(path) == wanted:
-    return True
-  run_files.write_json(path, wanted)
-  return False
-
-
-def evaluate_run(run_dir, settings, data_dir=None, log=print, with_logits=True):
-  """The run's translation_eval.json (computed unless present with the same settings); with
-  `with_logits`, the validation logits under '_logits' for the reliability diagram. A stored
-  evaluation without them reads no weights: weights are not committed, so a run trained and
-  evaluated in an earlier session on another machine still counts."""
-  path = os.path.join(run_dir, EVAL)
-  wanted = dataclasses.asdict(settings)
-  config, stored_data_dir = translation_training.finished_config(run_dir)
-  data_dir = data_dir or stored_data_dir
-  run = (run_dir, config, data_dir)
-  stored = run_files.read_json(path) if run_files.gfile.exists(path) else None
-  if stored and stored['settings'] != wanted:
-    stored = None  # made with other settings: evaluated again
-  if stored and not with_logits:
-    return {**stored, '_run': run}
-  started = time.perf_counter()
-  model, vocab, _, _ = translation_training.load_trained(run_dir)
-  sources, targets, references = _split(config, 'validation', vocab, data_dir,
-                                        settings.max_sentences)
-  logits, labels = translation_eval.token_logits(model, sources, targets)
-  if stored:
-    return {**stored, '_logits': (logits, labels), '_run': run}
-  log(f'{run_dir}: {len(labels)} validation tokens', flush=True)
-  sentences = np.repeat(np.arange(len(targets)), [len(t) for t in targets])  # tokens in order
-  result = {'settings': wanted, 'alpha': config.label_smoothing,
-            'tokens': translation_eval.token_metrics(logits, labels, sentences,
-                                                     settings.temperatures)}
-  fitted = result['tokens']['fitted_temperature']
-  reuse = _decoding_settings(os.path.join(run_dir, HYPOTHESES), settings)
-  result['validation_bleu'] = []
-  for t in sorted(set(settings.bleu_temperatures) | {1.0, fitted}):
-    bleu = _decode(model, vocab, sources, references, settings, t,
-                   _hypotheses_path(run_dir, 'validation', t), reuse)
-    result['validation_bleu'].append({'temperature': t, **bleu})
-    log(f'  validation T={t:.3f}: BLEU {bleu["uncased_intl"]["score"]:.2f}'
-        + (f' ({bleu["decode_seconds"]:.0f} s)' if 'decode_seconds' in bleu else ''), flush=True)
-  cross = result['tokens']['cross_fitted']
-  cross['bleu'] = _cross_fitted_bleu(model, vocab, sources, references, settings,
-                                     cross['temperatures'], run_dir, reuse)
-  log(f'  validation, each half at the T fitted on the other ({cross["temperatures"][0]:.3f} / '
-      f'{cross["temperatures"][1]:.3f}): BLEU {cross["bleu"]["uncased_intl"]["score"]:.2f}',
-      flush=True)
-  test_sources, _, test_references = _split(config, 'test', vocab, data_dir,
-                                            settings.max_sentences)
-  result['test_bleu'] = [
-      {'temperature': t, **_decode(model, vocab, test_sources, test_references, settings, t,
-                                   _hypotheses_path(run_dir, 'test', t), reuse)}
-      for t in sorted({1.0, fitted})]
-  # the section's evaluation time per model (decodes reused after a kill are not in it)
-  result['evaluation_seconds_this_session'] = round(time.perf_counter() - started, 1)
-  run_files.write_json(path, result)
-  return {**result, '_logits': (logits, labels), '_run': run}
-
 
 def _bleu_significance(hard, smoothed, max_sentences):
   """Paired bootstrap of BLEU at T = 1, smoothed against hard targets, per split."""
@@ -165,7 +25,7 @@ def _bleu_significance(hard, smoothed, max_sentences):
   for split in ('validation', 'test'):
     references = translation.read_parallel(config.dataset, split, data_dir)[1][:max_sentences]
     hard_hypotheses, smoothed_hypotheses = (
-        _read_hypotheses(_hypotheses_path(e['_run'][0], split, 1.0)) for e in (hard, smoothed))
+        translation_eval.read_hypotheses(translation_eval.hypotheses_path(e['_run'][0], split, 1.0)) for e in (hard, smoothed))
     out[split] = translation_eval.paired_bleu_bootstrap(hard_hypotheses, smoothed_hypotheses,
                                                         references)
   return out
@@ -304,7 +164,8 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   """Evaluates every run, writes the section's tables and figures; returns the markdown."""
   seeds = [translation_training.finished_config(d)[0].seed for d in run_dirs]
   first_seed = min(seeds)  # only its runs' logits are drawn
-  every_seed = [evaluate_run(d, settings, data_dir, with_logits=s == first_seed)
+  every_seed = [translation_training.evaluate_run(d, settings, data_dir,
+                                                 with_logits=s == first_seed)
                 for d, s in zip(run_dirs, seeds)]
   evaluations = sorted((e for e in every_seed if e['_run'][1].seed == first_seed),
                        key=lambda e: e['alpha'])  # the tables and figures: the first seed

@@ -1,6 +1,7 @@
 """The Transformer translation task on the one training loop (trainer.run_task: checkpoints,
 TensorBoard, progress, divergence stop, chief-only writes, the same run directory), plus the
 run's own vocabulary (vocabulary.model, learned from its training split)."""
+import dataclasses
 import os
 import time
 
@@ -10,7 +11,7 @@ import tensorflow as tf
 
 from data import translation
 from data.run_directory import run_files
-from models import recipes, run_records, trainer
+from models import recipes, run_records, trainer, translation_eval
 from models.losses import TokenCrossEntropy
 from models.optimizers import T2TSchedule
 from models.transformer import Transformer
@@ -89,8 +90,14 @@ def batch_settings(config, strategy):
 
 class TranslationTask(trainer.Task):
   """The Transformer on a parallel corpus with the (smoothed) token cross-entropy; a step's
-  batch holds batch_size tokens per replica (batch_settings), split among the replicas. Its
-  evaluation (BLEU, calibration) is the translation section's."""
+  batch holds batch_size tokens per replica (batch_settings), split among the replicas. With
+  `evaluation` (translation_eval.EvalSettings) a finished run is evaluated as every run is:
+  next-token calibration and BLEU in results.json's metrics, the details in
+  translation_eval.json and hypotheses/ beside it."""
+
+  def __init__(self, config, output_dir, data_dir=None, evaluation=None, log=print):
+    super().__init__(config, output_dir, data_dir)
+    self.evaluation, self.log = evaluation, log
 
   @property
   def steps(self):
@@ -111,16 +118,53 @@ class TranslationTask(trainer.Task):
   def train_dataset(self, start_step):
     return self.stream(start_step)
 
+  def evaluate(self, model):
+    if self.evaluation is None:
+      return None
+    # A tokenizer made now: the trainer's clear_session dropped the one made in prepare.
+    vocab = translation.Vocabulary(os.path.join(self.output_dir, VOCABULARY))
+    return translation_eval.headline(translation_eval.evaluate_model(
+        model, vocab, self.config, self.output_dir, self.evaluation, self.data_dir, self.log))
+
   def results(self):
     return {'vocabulary_size': self.vocab.size, 'batching': self.settings['batching'],
             'replicas': self.settings['replicas'],
             'tokens_per_step': self.settings['token_budget'] * self.settings['replicas']}
 
 
-def train_translation(config, output_dir, *, data_dir=None, options=None):
+def train_translation(config, output_dir, *, data_dir=None, options=None, evaluation=None):
   """Trains (or resumes, or returns the finished) translation run in output_dir with the one
-  training loop (trainer.run_task); options: trainer.RunOptions."""
-  return trainer.run_task(TranslationTask(config, output_dir, data_dir), options)
+  training loop (trainer.run_task), evaluating it at the end with `evaluation`
+  (translation_eval.EvalSettings, or None); options: trainer.RunOptions."""
+  options = options or trainer.RunOptions()
+  return trainer.run_task(TranslationTask(config, output_dir, data_dir, evaluation, options.log),
+                          options)
+
+
+def evaluate_run(run_dir, settings, data_dir=None, log=print, with_logits=True):
+  """A finished run's evaluation with `settings` (translation_eval.evaluate_model): its stored
+  translation_eval.json when made with the same settings, else computed now; with
+  `with_logits`, the validation logits under '_logits' for the reliability diagram, and under
+  '_run' (run_dir, config, data_dir). A stored evaluation without logits reads no weights:
+  weights are not committed, so a run trained and evaluated in an earlier session on another
+  machine still counts."""
+  path = os.path.join(run_dir, translation_eval.EVAL)
+  config, stored_data_dir = finished_config(run_dir)
+  data_dir = data_dir or stored_data_dir
+  run = (run_dir, config, data_dir)
+  stored = run_files.read_json(path) if run_files.gfile.exists(path) else None
+  if stored and stored['settings'] != dataclasses.asdict(settings):
+    stored = None  # made with other settings: evaluated again
+  if stored and not with_logits:
+    return {**stored, '_run': run}
+  model, vocab, _, _ = load_trained(run_dir)
+  if stored:
+    sources, targets, _ = translation_eval.split_pairs(config, 'validation', vocab, data_dir,
+                                                       settings.max_sentences)
+    return {**stored, '_logits': translation_eval.token_logits(model, sources, targets),
+            '_run': run}
+  return {**translation_eval.evaluate_model(model, vocab, config, run_dir, settings, data_dir,
+                                            log), '_run': run}
 
 
 def _training_stream(config, vocab, run_dir, data_dir, settings):

@@ -16,9 +16,8 @@ import pytest
 from data import translation
 from data.run_directory import run_files, run_lock
 from distillation import mi_record
-from experiments import translation_section
-from models import classifier, recipes, run_records, trainer
-from tests.conftest import ROOT, SHARED_DATA, run_binary
+from models import classifier, recipes, run_records, trainer, translation_eval
+from tests.conftest import ROOT, run_binary, SHARED_DATA
 
 TINY = dict(width=32, batch_size=64, train_steps=40, preprocessing='mnist')
 TINY_FLAGS = ['--model=fc', '--dataset=mnist', '--width=32', '--batch_size=64',
@@ -112,8 +111,8 @@ def _translation_run_files(run_dir):
   """Readers of a translation run's files, each called the way the section calls it."""
   return {
       'translation_eval.json': lambda: run_files.read_json(
-          str(run_dir / translation_section.EVAL)),
-      'hypotheses/validation_T1.000.txt': lambda: translation_section._read_hypotheses(  # pylint: disable=protected-access
+          str(run_dir / translation_eval.EVAL)),
+      'hypotheses/validation_T1.000.txt': lambda: translation_eval.read_hypotheses(
           str(run_dir / 'hypotheses' / 'validation_T1.000.txt')),
       'hypotheses/decoding.json': lambda: run_files.read_json(
           str(run_dir / 'hypotheses' / 'decoding.json')),

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import calibration
 from data import translation
+from data.run_directory import run_files
 from experiments import report, translation_section
 from experiments.translation_section import paper_claims, recorded_claims, seed_claims
 from models import beam_search, recipes, run_records, trainer, translation_eval
@@ -223,9 +224,11 @@ def test_resume_after_a_kill_reproduces_the_uninterrupted_run(tmp_path, shared_d
 @pytest.mark.slow(18)
 def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
     tmp_path, shared_data, monkeypatch, tiny_vocabulary):
+  """A run trained with evaluation settings is evaluated at its end, as every run is: its
+  headline metrics in results.json (BLEU checked against sacrebleu on the written hypotheses),
+  the details in translation_eval.json. An evaluation killed between decodes then decodes only
+  what is missing."""
   run_dir = _tiny_run_dir(tmp_path / 'run', tiny_vocabulary)
-  translation_training.train_translation(_tiny_config(train_steps=5), run_dir,
-                                         data_dir=shared_data, options=QUIET)
   decoded = []
   real_translate = translation_eval.translate
 
@@ -234,24 +237,33 @@ def test_an_evaluation_killed_between_decodes_rescores_the_written_hypotheses(
     return real_translate(*args, **kwargs)
 
   monkeypatch.setattr(translation_eval, 'translate', counting_translate)
-  settings = translation_section.EvalSettings(temperatures=[1.0], bleu_temperatures=[1.0, 1.5],
-                                              max_sentences=6)
+  settings = translation_eval.EvalSettings(temperatures=[1.0], bleu_temperatures=[1.0, 1.5],
+                                           max_sentences=6)
+  results = translation_training.train_translation(_tiny_config(train_steps=5), run_dir,
+                                                   data_dir=shared_data, options=QUIET,
+                                                   evaluation=settings)
+  first = run_files.read_json(os.path.join(run_dir, translation_eval.EVAL))
+  hypotheses = translation_eval.read_hypotheses(
+      translation_eval.hypotheses_path(run_dir, 'validation', 1.0))
+  references = translation.read_multi30k(shared_data, 'validation')[1][:6]
+  assert results['metrics']['bleu_validation'] == pytest.approx(sacrebleu.corpus_bleu(
+      hypotheses, [references], lowercase=True, tokenize='intl').score, abs=1e-9)
+  assert results['metrics'] == translation_eval.headline(first)
   quiet = lambda *a, **k: None
-  first = translation_section.evaluate_run(run_dir, settings, log=quiet)
   halves = 2  # the validation halves, each at the temperature fitted on the other
   assert 1.5 in decoded and len(decoded) == len(first['validation_bleu']) + len(
       first['test_bleu']) + halves
-  os.remove(os.path.join(run_dir, translation_section.EVAL))  # as if killed before the end
+  os.remove(os.path.join(run_dir, translation_eval.EVAL))  # as if killed before the end
   os.remove(os.path.join(run_dir, 'hypotheses', 'validation_T1.500.txt'))
   decoded.clear()
-  again = translation_section.evaluate_run(run_dir, settings, log=quiet)
+  again = translation_training.evaluate_run(run_dir, settings, log=quiet)
   assert decoded == [1.5]
   scores = lambda e: [(r['temperature'], r['uncased_intl'], r['cased_13a'])
                       for r in e['validation_bleu']]
   assert scores(again) == scores(first)
   decoded.clear()
   wider = dataclasses.replace(settings, beam_size=2)
-  translation_section.evaluate_run(run_dir, wider, log=quiet)
+  translation_training.evaluate_run(run_dir, wider, log=quiet)
   assert len(decoded) == len(first['validation_bleu']) + len(first['test_bleu']) + halves
 
 
@@ -368,7 +380,7 @@ def test_the_section_compares_two_runs_end_to_end(tmp_path, shared_data, tiny_vo
     translation_training.train_translation(
         _tiny_config(train_steps=5, label_smoothing=alpha, seed=seed), runs[-1],
         data_dir=shared_data, options=QUIET)
-  settings = translation_section.EvalSettings(temperatures=[0.8, 1.0], bleu_temperatures=[1.0],
+  settings = translation_eval.EvalSettings(temperatures=[0.8, 1.0], bleu_temperatures=[1.0],
                                               beam_size=2, max_sentences=5)
   out = tmp_path / 'results' / 'translation'
   markdown = translation_section.evaluate_and_write(runs, str(out), settings)
