@@ -13,7 +13,7 @@ from models import recipes
 
 common.define_section_flags('Sweep directory (one run directory per point).',
                             alphas=['0', '0.05', '0.1', '0.15', '0.3'])
-common.define_number_list('seeds', ['0'], 'Seeds per alpha (paper: 5).', kind=int, lower=0)
+common.define_num_seeds(1, 'every alpha is trained with each (paper: 5).')
 flags.DEFINE_enum('split', 'test', ['validation', 'test'], 'Split reported in the table.')
 common.define_training_flags(default_model='fc')
 FLAGS = flags.FLAGS
@@ -23,7 +23,7 @@ def main(argv):
   del argv
   overrides = common.recipe_overrides()
   results = sweep.run_grid(FLAGS.output_dir, FLAGS.model, [float(a) for a in FLAGS.alphas],
-                           [int(s) for s in FLAGS.seeds], overrides,
+                           common.seeds(), overrides,
                            data_dir=FLAGS.data_dir, options=common.run_options())
   dataset = recipes.recipe(FLAGS.model, **overrides).dataset
   run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, s)) for a, s in results]

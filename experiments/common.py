@@ -236,6 +236,19 @@ def _terminated(signum, frame):
   raise Stopped(_OUTSIDE_TRAINING.format(signal='SIGTERM'), signum)
 
 
+def define_num_seeds(default, help_text):
+  """--num_seeds, this project's one way to ask for several seeds: the runs take seeds --seed,
+  --seed + 1, ... (seeds()); a count of other things seeded is another --num_* flag, and a
+  single seed of something other than a run's initialization an --*_seed flag."""
+  flags.DEFINE_integer('num_seeds', default, f'Seeds --seed, --seed + 1, ...: {help_text}',
+                       lower_bound=1, module_name=_calling_module())
+
+
+def seeds():
+  """The seeds of --seed and --num_seeds."""
+  return list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds))
+
+
 def define_dataset_rows(rows, what):
   """--dataset must name one of `rows` (dataset -> the defaults of the flags it sets, which
   main applies with apply_preset): how a section binary chooses among its settings."""

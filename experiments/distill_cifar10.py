@@ -27,7 +27,7 @@ from visualization import distillation as figures
 PRESETS = {
     'standin_reduced': dict(
         teacher_alphas=['0', '0.3', '0.6'], distill_temperatures=['1', '2', '4', '8', '16'],
-        num_seeds=1, contrast_seeds=['1', '2'], teacher_train_steps=16_000,
+        num_seeds=1, num_contrast_seeds=2, teacher_train_steps=16_000,
         student_train_steps=30_000, teacher_outputs='cached', mi_every=500,
         on_the_fly_temperatures=['4']),
 }
@@ -40,11 +40,11 @@ common.define_number_list('teacher_alphas', ['0', '0.15', '0.3', '0.45', '0.6', 
                           lower=0.0, upper=1.0)
 common.define_number_list('distill_temperatures', ['1', '2', '3', '4', '8', '12', '16'],
                           'Temperatures for distilling from the hard-target teacher.', lower=1e-6)
-flags.DEFINE_integer('num_seeds', 5, 'Seeds of the whole grid (paper: 5).', lower_bound=1)
-common.define_number_list('contrast_seeds', [], 'Further student seeds of the three matched '
-                          'points (best temperature, nearest baseline, nearest smoothed '
-                          'teacher), for paired verdicts; teachers are not retrained.',
-                          kind=int, lower=0)
+common.define_num_seeds(5, 'the whole grid is trained with each (paper: 5).')
+flags.DEFINE_integer('num_contrast_seeds', 0, 'Further student seeds of the matched points (the '
+                     'best temperature and its baseline, each smoothed teacher and its T*), for '
+                     'paired verdicts: the seeds after the grid\'s; teachers are not retrained.',
+                     lower_bound=0)
 flags.DEFINE_integer('teacher_train_steps', None, 'Teacher steps (default: --train_steps, else '
                      'the recipe\'s 64k).', lower_bound=1)
 flags.DEFINE_integer('student_train_steps', None, 'Student steps (default: --train_steps, else '
@@ -146,7 +146,7 @@ def main(argv):
   alphas = [float(a) for a in FLAGS.teacher_alphas]
   if 0.0 not in alphas:
     raise ValueError('--teacher_alphas must include 0 (the hard-target teacher).')
-  seeds = list(range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds))
+  seeds = common.seeds()
   grid = figure5.Grid(
       FLAGS.output_dir, alphas, [float(t) for t in FLAGS.distill_temperatures], seeds, seeds,
       dict(common.recipe_overrides(), dataset='cifar10', label_smoothing=0.0,
@@ -155,7 +155,7 @@ def main(argv):
       FLAGS.student_train_steps or FLAGS.train_steps, FLAGS.teacher_outputs,
       figure5.reuse_index(FLAGS.reuse_dirs))
   grid = figure5.matched_temperatures(grid, FLAGS.data_dir)
-  contrast_seeds = [int(s) for s in FLAGS.contrast_seeds]
+  contrast_seeds = list(range(seeds[-1] + 1, seeds[-1] + 1 + FLAGS.num_contrast_seeds))
   planned = (len(grid.grid_runs()) + len(seeds) * len(grid.unsolved()) +
              len(FLAGS.on_the_fly_temperatures) +
              len(contrast_seeds) * figure5.contrasts_per_seed(grid))

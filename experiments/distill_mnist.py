@@ -19,8 +19,7 @@ from experiments import common, report
 from models import classifier, recipes, run_records
 
 common.define_section_flags('Where the runs and the table go.')
-flags.DEFINE_integer('num_seeds', 1, 'Seeds 0..N-1, four runs each (Table 4 over seeds: 5).',
-                     lower_bound=1)
+common.define_num_seeds(1, 'four runs each (Table 4 over seeds: 5).')
 flags.DEFINE_string('teacher_dropout_dir', None, 'Reuse this finished dropout teacher.')
 flags.DEFINE_string('teacher_ls_dir', None, 'Reuse this finished label-smoothing teacher.')
 flags.DEFINE_float('teacher_dropout', 0.5, 'Dropout of the hard-target teacher (unstated).')
@@ -66,7 +65,7 @@ def main(argv):
   base = dict(common.recipe_overrides(), width=1200, dropout=0.0, label_smoothing=0.0)
   options = common.run_options()
   rows, errors = [], {}
-  for seed in range(base['seed'], base['seed'] + FLAGS.num_seeds):
+  for seed in common.seeds():
     runs = train_seed(seed, os.path.join(FLAGS.output_dir, f'seed_{seed}'), base, options)
     errors[seed] = {}
     for key, (results, run_dir) in runs.items():

@@ -38,9 +38,10 @@ flags.DEFINE_integer('every', None, 'Estimate every this many steps (and at step
 flags.DEFINE_integer('mi_seed', 0, 'Seed of the augmentation draws (the same at every step).')
 flags.DEFINE_boolean('in_sample', False, 'Plug in one of the L draws as y_x instead of an extra '
                      'draw (biases the estimate up by about 0.5 log(L / (L - 1))).')
-flags.DEFINE_integer('init_seeds', 0, 'Also estimate I_hat of this many freshly initialized '
-                     'networks (seeds 0, 1, ...; the first run\'s config and draws): how much '
-                     'the step-0 value depends on the initialization alone.', lower_bound=0)
+flags.DEFINE_integer('num_init_seeds', 0, 'Also estimate I_hat of this many freshly '
+                     'initialized networks (seeds 0, 1, ...; the first run\'s config and draws): '
+                     'how much the step-0 value depends on the initialization alone.',
+                     lower_bound=0)
 common.define_training_flags()
 FLAGS = flags.FLAGS
 
@@ -97,7 +98,7 @@ def main(argv):
                                     f'{FLAGS.model} on {FLAGS.dataset}, classes {classes}', drops)
   result = {'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes,
             'num_examples': num_examples, 'runs': points}
-  if FLAGS.init_seeds:
+  if FLAGS.num_init_seeds:
     result['at_initialization'] = _at_initialization(run_dirs[0],
                                                      points[curves[0][0]]['settings'])
   section_results.write(FLAGS.output_dir, 'mutual_information', result,
@@ -107,14 +108,14 @@ def main(argv):
     print(f'{label:10s} MI at step 0: {values[0]:.3f}, peak {values[peak]:.3f} at step '
           f'{steps[peak]}, final {values[-1]:.3f} at step {steps[-1]} (log 2 = 0.693, log N = '
           f'{math.log(num_examples):.3f})')
-  if FLAGS.init_seeds:
+  if FLAGS.num_init_seeds:
     values = result['at_initialization']['mutual_information']
-    print(f'at initialization, seeds 0-{FLAGS.init_seeds - 1}: ' +
+    print(f'at initialization, seeds 0-{FLAGS.num_init_seeds - 1}: ' +
           ', '.join(f'{v:.3f}' for v in values) + f' (median {np.median(values):.3f})')
 
 
 def _at_initialization(run_dir, settings):
-  """{'seeds', 'mutual_information'} of --init_seeds fresh networks of run_dir's config, with
+  """{'seeds', 'mutual_information'} of --num_init_seeds fresh networks of run_dir's config, with
   its record's draws."""
   config, data_dir = run_records.read_run_config(run_dir)
   data_dir = common.data_dir_for_reused_runs() or data_dir
@@ -122,7 +123,7 @@ def _at_initialization(run_dir, settings):
   images, _ = mi_record.select_examples(config.dataset, classes,
                                         settings['num_examples'] // len(classes), data_dir,
                                         config.validation_size)
-  seeds = list(range(FLAGS.init_seeds))
+  seeds = list(range(FLAGS.num_init_seeds))
   return {'seeds': seeds, 'mutual_information': mi_record.at_initialization(
       config, seeds, images, classes, settings['num_draws'], settings['seed'],
       settings['in_sample'])}

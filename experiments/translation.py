@@ -20,9 +20,8 @@ from models import recipes, translation_eval, translation_training
 common.define_section_flags('Where the runs, tables and figures go.',
                             'Reuse finished translation runs instead of training.',
                             alphas=['0', '0.1'], alphas_help='Label smoothing of the runs.')
-flags.DEFINE_integer('num_seeds', 1, 'Seeds seed, seed + 1, ...: every alpha is trained with '
-                     'each, and each claim is checked across them with a paired test.',
-                     lower_bound=1)
+common.define_num_seeds(1, 'every alpha is trained with each, and each claim is checked '
+                        'across them with a paired test.')
 common.define_number_list('scaling_temperatures',
                           [str(t) for t in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5,
                                             1.6, 1.7, 1.8, 1.9, 2.0)],
@@ -61,8 +60,7 @@ def main(argv):
   run_dirs = FLAGS.run_dirs
   if not run_dirs:
     run_dirs, options = [], common.run_options()
-    for seed, alpha in [(s, float(a)) for s in range(FLAGS.seed, FLAGS.seed + FLAGS.num_seeds)
-                        for a in FLAGS.alphas]:
+    for seed, alpha in [(s, float(a)) for s in common.seeds() for a in FLAGS.alphas]:
       config = recipes.translation_recipe(FLAGS.model, **common.config_overrides(
           recipes.TranslationConfig, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')

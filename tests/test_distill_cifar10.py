@@ -210,7 +210,7 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   out = tmp_path / 'results' / 'cifar10'
   sweep = ['experiments.distill_cifar10', f'--data_dir={tmp_path}', f'--output_dir={out}',
            '--teacher_alphas=0,0.3', '--distill_temperatures=1,4', '--num_seeds=1',
-           '--contrast_seeds=1', '--train_steps=2', *TINY, '--checkpoint_every=1',
+           '--num_contrast_seeds=1', '--train_steps=2', *TINY, '--checkpoint_every=1',
            '--teacher_outputs=cached', '--on_the_fly_temperatures=4', '--mi_every=1',
            '--mi_examples_per_class=3']
   proc = run_binary(*sweep)
@@ -257,7 +257,7 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   # Read back without training, the finished sweep gives the same points; a plan with one more
   # temperature shows as partial (the finished contrast runs still count).
   flags = [f'--data_dir={tmp_path}', f'--output_dir={out}', '--teacher_alphas=0,0.3',
-           '--num_seeds=1', '--contrast_seeds=1', '--train_steps=2', *TINY,
+           '--num_seeds=1', '--num_contrast_seeds=1', '--train_steps=2', *TINY,
            '--teacher_outputs=cached', '--on_the_fly_temperatures=4', '--finished_only']
   again = run_binary('experiments.distill_cifar10', *flags, '--distill_temperatures=1,4')
   assert again.returncode == 0, again.stderr[-3000:]

@@ -145,7 +145,7 @@ def test_cifar10_binary_end_to_end_on_tiny_files(tmp_path):
   proc = run_binary('experiments.mutual_information', '--dataset=cifar10', f'--data_dir={tmp_path}',
                     f'--output_dir={out}', '--train_steps=4', '--every=2', '--batch_size=8',
                     '--validation_size=40', '--examples_per_class=3', '--checkpoint_every=2',
-                    '--init_seeds=2', '--resnet_blocks=1')
+                    '--num_init_seeds=2', '--resnet_blocks=1')
   assert proc.returncode == 0, proc.stderr[-3000:]
   with open(out / 'mutual_information_points.json') as f:
     points = json.load(f)

@@ -259,8 +259,8 @@ def test_more_user_mistakes_get_one_line_errors(tmp_path, shared_data):
       run_binary('experiments.penultimate', '--dataset=fashion_mnist', f'--output_dir={tmp_path}'))
   assert '--alphas must be a comma-separated list of numbers in [0.0, 1.0)' in _one_line_error(
       run_binary('experiments.accuracy_table', '--alphas=0,zero', f'--output_dir={tmp_path}'))
-  assert '--seeds must be a comma-separated list of integers' in _one_line_error(
-      run_binary('experiments.accuracy_table', '--seeds=0,1.5', f'--output_dir={tmp_path}'))
+  assert 'flag --num_seeds=0: 0 is not' in _one_line_error(
+      run_binary('experiments.accuracy_table', '--num_seeds=0', f'--output_dir={tmp_path}'))
   assert '--lr_boundaries must be' in _one_line_error(run_binary(
       'experiments.train', '--model=fc', '--lr_boundaries=0.5,2', f'--output_dir={tmp_path}'))
   assert 'value should be one of' in _one_line_error(run_binary(
