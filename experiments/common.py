@@ -193,8 +193,9 @@ def run_options():
 
 
 def provenance(run_dirs, data_dir=None):
-  """The provenance (data.section_results) of a result made from these finished runs: their
-  seeds, what their data is (official, stand-in, unverified) and this command's wall time."""
+  """The provenance (data.run_directory.section_results) of a result made from these finished
+  runs: their seeds, what their data is (official, stand-in, unverified) and this command's wall
+  time."""
   seeds, identities = set(), {}
   for run_dir in run_dirs:
     config, stored_data_dir = run_records.read_run_config(run_dir)

@@ -20,7 +20,7 @@ from experiments import translation_section as translation_rules
 flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
 flags.DEFINE_string('output', None, 'Also write the report to this markdown file.')
 flags.DEFINE_boolean('migrate', False, 'First bring results written before the results '
-                     'contract (data.section_results) under --results_dir into it.')
+                     'contract (data.run_directory.section_results) under --results_dir into it.')
 FLAGS = flags.FLAGS
 
 NOTE = 'NOTE.md'  # a results folder's provenance, shown under each of its sections

@@ -25,7 +25,8 @@ def _bleu_significance(hard, smoothed, max_sentences):
   for split in ('validation', 'test'):
     references = translation.read_parallel(config.dataset, split, data_dir)[1][:max_sentences]
     hard_hypotheses, smoothed_hypotheses = (
-        translation_eval.read_hypotheses(translation_eval.hypotheses_path(e['_run'][0], split, 1.0)) for e in (hard, smoothed))
+        translation_eval.read_hypotheses(translation_eval.hypotheses_path(e['_run'][0], split, 1.0))
+        for e in (hard, smoothed))
     out[split] = translation_eval.paired_bleu_bootstrap(hard_hypotheses, smoothed_hypotheses,
                                                         references)
   return out

@@ -3,7 +3,7 @@ a Transformer) under a tf.distribute strategy, resumably.
 
 It owns what every run shares: the run directory's claim and lock, dtype policy and seed,
 checkpoints, progress with ETA, TensorBoard, the stop on SIGTERM or Ctrl-C, the divergence stop
-and one results writer. The run directory (data/run_files.py) holds config.json, checkpoints/,
+and one results writer. The run directory (data/run_directory) holds config.json, checkpoints/,
 tensorboard/ and, when finished, model.weights.h5, results.json and whatever the task's
 evaluation keeps; under a multi-worker strategy only the chief writes there. A task says what
 is trained (its model, loss, input stream and evaluation) through the methods of `Task`; the
@@ -421,8 +421,9 @@ def run_task(task, options=None, callbacks=None):
     done = fit_resumably(model, trained, task, options, all_callbacks)
     if done < steps:
       return {'steps_trained': done, 'finished': False}
-    results = {'config': run_records.config_to_json(config), 'steps_trained': done, 'finished': True,
-               **task.results(), 'train_seconds_this_session': round(time.time() - began, 1)}
+    results = {'config': run_records.config_to_json(config), 'steps_trained': done,
+               'finished': True, **task.results(),
+               'train_seconds_this_session': round(time.time() - began, 1)}
     if not chief:  # the chief evaluates and writes; the other workers only helped train
       return results
     # The weight average (if the optimizer keeps one) is what the run saves and evaluates.

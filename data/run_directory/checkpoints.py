@@ -74,8 +74,8 @@ class Checkpoints:
       if run_files.out_of_space(e):
         raise RunDirError(f'no space left on the device while writing {where}; free space and '
                           f'rerun the same command: {resume}.') from None
-      raise RunDirError(f'cannot write {where} ({run_files.first_line(e)}); make it writable and rerun '
-                        f'the same command: {resume}.') from None
+      raise RunDirError(f'cannot write {where} ({run_files.first_line(e)}); make it writable '
+                        f'and rerun the same command: {resume}.') from None
     self.step = step
 
   def close(self):
