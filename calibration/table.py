@@ -7,6 +7,7 @@ import numpy as np
 from calibration import metrics, temperature
 from data.run_directory import run_files, section_results
 
+RESULT = section_results.Kind('calibration', 'calibration.json', ('reliability.png',))
 SWEEP_TEMPERATURES = tuple(np.round(np.arange(0.5, 4.01, 0.1), 2))
 
 
@@ -54,7 +55,7 @@ def write_calibration(table, output_dir, model, dataset, provenance, num_bins=me
   """The calibration result (calibration.json, after the reliability diagram so that it lists
   it) and calibration.md; returns the markdown."""
   table = dict(table, model=model, dataset=dataset, split='test', num_bins=num_bins)
-  section_results.write(output_dir, 'calibration', table, provenance)
+  section_results.write(output_dir, RESULT, table, provenance)
   lines = [f'# Calibration of {model} on {dataset} (test split, ECE with {num_bins} bins)', '',
            '| model | T | accuracy (%) | NLL | ECE |', '|---|---|---|---|---|']
   for r in table['rows']:

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from data.run_directory import checkpoints, run_files
+from data.run_directory import checkpoints, run_files, section_results
 from distillation import seeds as seed_stats
 from distillation import smoothness
 from distillation.teacher import recorded_train_logits
@@ -31,6 +31,7 @@ GROUP_DIRS = {
     'student_on_the_fly': 'students_on_the_fly',  # the cached-outputs check
 }
 # The groups the key contrast needs (the best temperature against the alpha 0 baseline).
+RESULT = section_results.Kind('distillation_cifar10', 'points.json', ('figure5.png',))
 KEY_GROUPS = ('student_hard_teacher', 'student_baseline')
 
 

@@ -15,11 +15,14 @@ import tensorflow as tf
 
 import data
 from data import preprocessing
-from data.run_directory import run_files
+from data.run_directory import run_files, section_results
 from distillation.mutual_information import mutual_information
 from models import classifier, trainer
 
 RECORD = 'mutual_information.json'
+# Figure 6 of a section (experiments.mutual_information): the runs' records side by side.
+FIGURE6 = section_results.Kind('mutual_information', 'mutual_information_points.json',
+                               ('mutual_information.png',))
 
 
 def select_examples(dataset, classes, per_class, data_dir=None, validation_size=None):

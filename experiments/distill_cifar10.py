@@ -122,7 +122,7 @@ def _write_section(points, planned):
   _, summary = figures.distillation_figure(points, os.path.join(FLAGS.output_dir, 'figure5'),
                                            FLAGS.split)
   run_dirs = [run_files.resolve(p['run_dir'], FLAGS.output_dir) for p in points]
-  section_results.write(FLAGS.output_dir, 'distillation_cifar10', {
+  section_results.write(FLAGS.output_dir, figure5.RESULT, {
       'split': FLAGS.split, 'points': points, 'summary': summary,
       'findings': figure5.findings(points, FLAGS.split),
       'on_the_fly_check': figure5.on_the_fly_check(points, FLAGS.split),

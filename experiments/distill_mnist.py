@@ -83,7 +83,7 @@ def main(argv):
                 "teacher's")]
   summary = seeds.summarize_seeds(errors, claims)
   run_dirs = [run_files.resolve(r['run_dir'], FLAGS.output_dir) for r in rows]
-  section_results.write(FLAGS.output_dir, 'distillation_mnist',
+  section_results.write(FLAGS.output_dir, seeds.TABLE4,
                         {'rows': rows, 'summary': summary},
                         common.provenance(run_dirs, FLAGS.data_dir))
   print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_mnist'])))

@@ -101,7 +101,7 @@ def main(argv):
   if FLAGS.num_init_seeds:
     result['at_initialization'] = _at_initialization(run_dirs[0],
                                                      points[curves[0][0]]['settings'])
-  section_results.write(FLAGS.output_dir, 'mutual_information', result,
+  section_results.write(FLAGS.output_dir, mi_record.FIGURE6, result,
                         common.provenance(run_dirs, common.data_dir_for_reused_runs()))
   for label, steps, values in curves:
     peak = max(range(len(values)), key=values.__getitem__)

@@ -80,7 +80,7 @@ def main(argv):
                             f'{FLAGS.model} on {FLAGS.dataset}: penultimate layer')
   run_files.write_npz(stem + '_points.npz', **points)
   recorded = [run_files.relative_to(d, FLAGS.output_dir) for d in run_dirs]
-  section_results.write(FLAGS.output_dir, 'penultimate', {
+  section_results.write(FLAGS.output_dir, penultimate.RESULT, {
       'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes, 'run_dirs': recorded,
       'panels': stats}, common.provenance(run_dirs, common.data_dir_for_reused_runs()))
   for name, s in stats.items():

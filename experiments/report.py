@@ -11,11 +11,14 @@ import statistics
 
 from absl import flags
 
+from calibration import table as calibration_table
 from data.run_directory import run_files, section_results
-from distillation import figure5
-from experiments import common
+from distillation import figure5, mi_record
+from distillation import seeds as seed_stats
+from experiments import common, sweep
 from experiments import reference_numbers as ref
 from experiments import translation_section as translation_rules
+from visualization import penultimate
 
 flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
 flags.DEFINE_string('output', None, 'Also write the report to this markdown file.')
@@ -336,14 +339,19 @@ def translation_claims(table):
            f'{c["evidence"]})') for c in claims]
 
 
-# kind -> (its section's lines in the report, its rows of the claims table)
-SECTIONS = {'accuracy': (accuracy_section, accuracy_claims),
-            'penultimate': (penultimate_section, penultimate_claims),
-            'calibration': (calibration_section, calibration_claims),
-            'distillation_mnist': (distillation_section, distillation_claims),
-            'distillation_cifar10': (cifar10_distillation_section, cifar10_distillation_claims),
-            'mutual_information': (mutual_information_section, mutual_information_claims),
-            'translation': (translation_section, translation_claims)}
+# kind name -> (the Kind its section declares, its section's lines in the report, its rows of
+# the claims table), in the order the report shows the sections
+SECTIONS = {
+    'accuracy': (sweep.ACCURACY, accuracy_section, accuracy_claims),
+    'penultimate': (penultimate.RESULT, penultimate_section, penultimate_claims),
+    'calibration': (calibration_table.RESULT, calibration_section, calibration_claims),
+    'distillation_mnist': (seed_stats.TABLE4, distillation_section, distillation_claims),
+    'distillation_cifar10': (figure5.RESULT, cifar10_distillation_section,
+                             cifar10_distillation_claims),
+    'mutual_information': (mi_record.FIGURE6, mutual_information_section,
+                           mutual_information_claims),
+    'translation': (translation_rules.RESULT, translation_section, translation_claims)}
+KINDS = tuple(kind for kind, _, _ in SECTIONS.values())
 
 
 def _anchor(title):
@@ -372,8 +380,8 @@ def claims_table(results_dir):
            'Each verdict says what was tested and at what precision; "observed only" rows are '
            'numbers without a test. The sections below give every number.', '',
            *_table_head(['claim (paper)', 'our setting', 'verdict (test, precision)', 'section'])]
-  for kind, where, result in section_results.read_all(results_dir):
-    render, claims = SECTIONS[kind]
+  for kind, where, result in section_results.read_all(results_dir, KINDS):
+    _, render, claims = SECTIONS[kind]
     title = render(results_dir, where, result)[0]
     for claim, verdict in claims(result):
       lines.append(_row([claim, _setting(results_dir, where, result), verdict,
@@ -393,10 +401,11 @@ UPGRADES = {'distillation_mnist': _single_seed_summary}  # what the migration ad
 
 
 def section_lines(results_dir, kinds=tuple(SECTIONS)):
-  """The report's lines for every result of these kinds below results_dir."""
+  """The report's lines for every result of these kinds (names) below results_dir."""
   lines = []
-  for kind, where, result in section_results.read_all(results_dir, kinds):
-    lines += SECTIONS[kind][0](results_dir, where, result)
+  for kind, where, result in section_results.read_all(results_dir,
+                                                      [SECTIONS[k][0] for k in kinds]):
+    lines += SECTIONS[kind][1](results_dir, where, result)
   return lines
 
 
@@ -412,7 +421,7 @@ def main(argv):
   if not run_files.gfile.isdir(FLAGS.results_dir):
     raise ValueError(f'--results_dir {FLAGS.results_dir} does not exist; run a section first.')
   if FLAGS.migrate:
-    for path in section_results.migrate(FLAGS.results_dir, UPGRADES):
+    for path in section_results.migrate(FLAGS.results_dir, KINDS, UPGRADES):
       print(f'migrated {path}')
   report = build_report(FLAGS.results_dir)
   print(report)

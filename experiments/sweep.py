@@ -7,6 +7,8 @@ from distillation.seeds import mean_std
 from experiments import common
 from models import classifier, recipes
 
+ACCURACY = section_results.Kind('accuracy', 'table.json')  # Table 2's sweep
+
 
 def run_dir_name(alpha, seed):
   return f'alpha_{alpha:g}_seed_{seed}'
@@ -45,7 +47,7 @@ def accuracy_rows(results, split='test'):
 def write_table(rows, output_dir, model, dataset, provenance, split='test'):
   """The accuracy result (table.json) and table.md in output_dir."""
   title = f'{model} on {dataset}: accuracy vs label smoothing'
-  section_results.write(output_dir, 'accuracy', {
+  section_results.write(output_dir, ACCURACY, {
       'title': title, 'model': model, 'dataset': dataset, 'split': split, 'rows': rows},
                         provenance)
   lines = [f'# {title}', '', f'Metrics on the {split} split; mean +- std over seeds.', '',

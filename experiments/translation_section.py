@@ -17,6 +17,9 @@ from models import translation_eval, translation_training
 from visualization import reliability
 from visualization import translation as figure
 
+RESULT = section_results.Kind('translation', 'translation.json',
+                              ('figure4.png', 'reliability_translation.png'))
+
 
 def _bleu_significance(hard, smoothed, max_sentences):
   """Paired bootstrap of BLEU at T = 1, smoothed against hard targets, per split."""
@@ -241,7 +244,7 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
     curves += [(f'alpha={e["alpha"]:g}', *e['_logits'], 1.0) for e in smoothed]
     reliability.plot_reliability(curves, os.path.join(output_dir, 'reliability_translation'),
                                  'Transformer next-token predictions (validation)')
-  section_results.write(output_dir, 'translation', {
+  section_results.write(output_dir, RESULT, {
       'run_dirs': [run_files.relative_to(d, output_dir) for d in run_dirs], 'seed': first_seed,
       'settings': dataclasses.asdict(settings), 'rows': table,
       'summary': summary, 'bleu_signatures': signatures,

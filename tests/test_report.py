@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from calibration import table as calibration_table
 from data import sources
 from data.run_directory import run_files, section_results
 from experiments import report
@@ -106,7 +107,7 @@ def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(t
   out = tmp_path / 'sweep'
   out.mkdir()
   (out / 'reliability.png').write_bytes(b'png')
-  path = section_results.write(str(out), 'calibration', {
+  path = section_results.write(str(out), calibration_table.RESULT, {
       'model': 'fc', 'dataset': 'mnist', 'split': 'test', 'num_bins': 15, 'rows': []},
       PROVENANCE)
   with open(path) as f:
@@ -117,7 +118,7 @@ def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(t
   text = report.build_report(str(tmp_path))
   table_at = text.index('| model | this project')
   assert 0 < text.index('![reliability.png](sweep/reliability.png)') < table_at
-  with pytest.raises(ValueError, match="unknown result kind 'figure7'"):
+  with pytest.raises(ValueError, match="unknown result kind 'figure7'; a section declares"):
     section_results.write(str(out), 'figure7', {}, PROVENANCE)
 
 
@@ -140,7 +141,7 @@ def test_old_results_are_refused_with_the_migration_command_and_migrated_once(tm
   assert not migrated['provenance']['recorded']
   assert '| teacher dropout | 0.80 (1 seed(s)) | 0.67 | 0.81 |' in proc.stdout
   # Once migrated, migrating again changes nothing; a kind in the wrong file is refused.
-  assert section_results.migrate(str(results)) == []
+  assert section_results.migrate(str(results), report.KINDS) == []
   # A binary printing its own section reads only its kind: an old file of another kind below
   # its folder does not stop it.
   _write(str(results / 'old' / 'table.json'), {'rows': []})
@@ -149,7 +150,7 @@ def test_old_results_are_refused_with_the_migration_command_and_migrated_once(tm
   _write(str(results / 'other' / 'table.json'), {'rows': []}, 'calibration')
   with pytest.raises(run_files.RunDirError, match="is a 'calibration' result of schema 1, not "
                      "'accuracy'"):
-    section_results.read_all(str(results))
+    section_results.read_all(str(results), report.KINDS)
 
 
 def test_the_data_is_named_official_stand_in_or_unverified(tmp_path):

@@ -3,9 +3,12 @@ import numpy as np
 import tensorflow as tf
 
 import data
+from data.run_directory import section_results
 import models
 from models import classifier
 from visualization.projection import plane_basis, project
+
+RESULT = section_results.Kind('penultimate', 'penultimate_stats.json', ('penultimate.png',))
 
 
 def class_examples(config, split, classes, per_class, data_dir=None):

@@ -5,6 +5,7 @@ result below a folder (through gfile) and formats it by kind.
 A result written before the contract (no "kind") is refused with the migration command, so the
 report never guesses at an old layout.
 """
+import dataclasses
 import datetime
 import os
 import platform
@@ -18,19 +19,16 @@ from data.run_directory import run_files
 
 SCHEMA_VERSION = 1
 
-# kind: (the file a section writes it to, the figures the section draws beside it), in the
-# order the report shows the sections.
-KINDS = {
-    'accuracy': ('table.json', ()),
-    'penultimate': ('penultimate_stats.json', ('penultimate.png',)),
-    'calibration': ('calibration.json', ('reliability.png',)),
-    'distillation_mnist': ('distill_mnist.json', ()),
-    'distillation_cifar10': ('points.json', ('figure5.png',)),
-    'mutual_information': ('mutual_information_points.json', ('mutual_information.png',)),
-    'translation': ('translation.json', ('figure4.png', 'reliability_translation.png')),
-}
-FILENAMES = {kind: filename for kind, (filename, _) in KINDS.items()}
-_KIND_OF_FILE = {filename: kind for kind, filename in FILENAMES.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+  """A section's result: its name (the JSON's "kind"), the file the section writes it to and
+  the figures it draws beside it. The section that writes it declares it; experiments.report
+  lists them in the order it shows the sections."""
+  name: str
+  filename: str
+  figures: tuple = ()
 MIGRATE = 'python -m experiments.report --migrate --results_dir=<folder>'
 
 
@@ -68,35 +66,35 @@ def provenance(seeds, data, wall_seconds, command=None):
 
 def _figures(kind, output_dir):
   """The kind's figures that exist in output_dir (the report shows them beside the table)."""
-  return [f for f in KINDS[kind][1] if run_files.gfile.exists(os.path.join(output_dir, f))]
+  return [f for f in kind.figures if run_files.gfile.exists(os.path.join(output_dir, f))]
 
 
 def write(output_dir, kind, result, provenance_record):
-  """Writes result (a dict of rows, summary, claims) as the section result of `kind`; write it
-  after the section's figures, so it lists them."""
-  if kind not in KINDS:
-    raise ValueError(f'unknown result kind {kind!r}; one of {", ".join(KINDS)}.')
+  """Writes result (a dict of rows, summary, claims) as the section result of `kind` (a Kind);
+  write it after the section's figures, so it lists them."""
+  if not isinstance(kind, Kind):
+    raise ValueError(f'unknown result kind {kind!r}; a section declares its Kind.')
   run_files.make_dir(output_dir)
-  path = os.path.join(output_dir, FILENAMES[kind])
-  run_files.write_json(path, dict(result, kind=kind, schema_version=SCHEMA_VERSION,
+  path = os.path.join(output_dir, kind.filename)
+  run_files.write_json(path, dict(result, kind=kind.name, schema_version=SCHEMA_VERSION,
                                   provenance=provenance_record, figures=_figures(kind, output_dir)))
   return path
 
 
-def read_all(results_dir, kinds=tuple(KINDS)):
-  """[(kind, folder relative to results_dir, result)] of every section result of these kinds
-  below results_dir, sections in KINDS order, folders sorted."""
-  found = {kind: [] for kind in kinds}
-  wanted = {FILENAMES[kind] for kind in kinds}
+def read_all(results_dir, kinds):
+  """[(kind name, folder relative to results_dir, result)] of every section result of these
+  kinds (Kinds) below results_dir, in the order of `kinds`, folders sorted."""
+  of_file = {kind.filename: kind for kind in kinds}
+  found = {kind.name: [] for kind in kinds}
   for folder, _, files in run_files.gfile.walk(results_dir):
-    for filename in set(files) & wanted:
+    for filename in set(files) & set(of_file):
       path = os.path.join(folder, filename)
       result = run_files.read_json(path, fix='rerun the section binary that wrote it '
                                    '(results/README.md gives each command)')
-      _check(path, result, _KIND_OF_FILE[filename])
-      found[_KIND_OF_FILE[filename]].append((os.path.relpath(folder, results_dir), result))
-  return [(kind, where, result) for kind in KINDS if kind in kinds
-          for where, result in sorted(found[kind], key=lambda found: found[0])]
+      _check(path, result, of_file[filename].name)
+      found[of_file[filename].name].append((os.path.relpath(folder, results_dir), result))
+  return [(kind.name, where, result) for kind in kinds
+          for where, result in sorted(found[kind.name], key=lambda found: found[0])]
 
 
 def _check(path, result, kind):
@@ -109,22 +107,24 @@ def _check(path, result, kind):
         f'not {kind!r} of schema {SCHEMA_VERSION}; rerun the section binary that wrote it.')
 
 
-def migrate(results_dir, upgrades=None):
+def migrate(results_dir, kinds, upgrades=None):
   """Adds kind, schema version, its figures and a provenance that says what was not recorded
-  to every pre-contract result below results_dir; upgrades: {kind: function} bringing an old
-  layout of that kind to the current one. Returns the paths migrated."""
+  to every pre-contract result of these kinds (Kinds) below results_dir; upgrades: {kind name:
+  function} bringing an old layout of that kind to the current one. Returns the paths
+  migrated."""
+  of_file = {kind.filename: kind for kind in kinds}
   migrated = []
   for folder, _, files in run_files.gfile.walk(results_dir):
-    for filename in sorted(set(files) & set(_KIND_OF_FILE)):
+    for filename in sorted(set(files) & set(of_file)):
       path = os.path.join(folder, filename)
       result = run_files.read_json(path)
       if 'kind' in result:
         continue
-      kind = _KIND_OF_FILE[filename]
-      result = (upgrades or {}).get(kind, lambda r: r)(result)
+      kind = of_file[filename]
+      result = (upgrades or {}).get(kind.name, lambda r: r)(result)
       record = {'recorded': False, 'note': 'written before the results contract; the command, '
                 'CPU, seeds and wall time are in results/README.md and the NOTE.md beside it'}
-      run_files.write_json(path, dict(result, kind=kind, schema_version=SCHEMA_VERSION,
+      run_files.write_json(path, dict(result, kind=kind.name, schema_version=SCHEMA_VERSION,
                                       provenance=record, figures=_figures(kind, folder)))
       migrated.append(path)
   return migrated
