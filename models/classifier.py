@@ -56,7 +56,6 @@ def build_loss(config):
                               convention=config.label_smoothing_convention)
 
 
-
 def train_dataset(config, data_dir, start_step, **kwargs):
   """The recipe's augmented training stream, continuing at `start_step` (endless, or the run's
   remaining steps for a streamed dataset); with an auxiliary head, labels for both outputs."""
@@ -145,7 +144,6 @@ def input_shape(config):
   """The model's input: its chain's output shape, or image_size square views."""
   shape = data.preprocessing.OUTPUT_SHAPES[config.preprocessing]
   return (config.image_size, config.image_size, shape[2]) if config.image_size else shape
-
 
 
 def load_trained(run_dir):

@@ -143,9 +143,9 @@ def train_translation(config, output_dir, *, data_dir=None, options=None, evalua
 
 def evaluate_run(run_dir, settings, data_dir=None, log=print, with_logits=True):
   """A finished run's evaluation with `settings` (translation_eval.evaluate_model): its stored
-  translation_eval.json when made with the same settings, else computed now; with
-  `with_logits`, the validation logits under '_logits' for the reliability diagram, and under
-  '_run' (run_dir, config, data_dir). A stored evaluation without logits reads no weights:
+  translation_eval.json when made with the same settings, else computed now, with (run_dir,
+  config, data_dir) under '_run' and, with `with_logits`, the validation logits under '_logits'
+  for the reliability diagram. A stored evaluation without logits reads no weights:
   weights are not committed, so a run trained and evaluated in an earlier session on another
   machine still counts."""
   path = os.path.join(run_dir, translation_eval.EVAL)

@@ -20,7 +20,6 @@ from data.run_directory import run_files
 SCHEMA_VERSION = 1
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Kind:
   """A section's result: its name (the JSON's "kind"), the file the section writes it to and
