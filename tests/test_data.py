@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data import preprocessing, readers, sources
+from data import input_pipeline, preprocessing, readers, sources
 import data
 from models import classifier, recipes, trainer
 from tests.conftest import SHARED_DATA, write_cifar100_pickle, write_cifar10_bin
@@ -68,18 +68,19 @@ def test_eval_crop_is_central():
   np.testing.assert_array_equal(got, pattern[0, 4:28, 4:28, 0])
 
 
-def test_random_crops_are_windows_of_the_source_and_flips_happen():
-  pattern = np.arange(32 * 32, dtype=np.float32).reshape(1, 32, 32, 1)
+@pytest.mark.parametrize('channels', [1, 3])  # crop gathers one-channel images its own way
+def test_random_crops_are_windows_of_the_source_and_flips_happen(channels):
+  pattern = np.arange(32 * 32 * channels, dtype=np.float32).reshape(1, 32, 32, channels)
   batch = tf.constant(np.repeat(pattern, 200, axis=0))
   seed = tf.constant([3, 4], tf.int64)
   out = preprocessing._random_flip(preprocessing._random_crop(batch, 24, seed), seed).numpy()
   flipped = 0
-  for img in out[..., 0]:
-    if img[0, 1] < img[0, 0]:
+  for img in out:
+    if img[0, 1, 0] < img[0, 0, 0]:
       img, flipped = img[:, ::-1], flipped + 1
-    r, c = divmod(int(img[0, 0]), 32)
+    r, c = divmod(int(img[0, 0, 0]) // channels, 32)
     assert 0 <= r <= 8 and 0 <= c <= 8
-    np.testing.assert_array_equal(img, pattern[0, r:r + 24, c:c + 24, 0])
+    np.testing.assert_array_equal(img, pattern[0, r:r + 24, c:c + 24])
   assert 60 < flipped < 140
 
 
@@ -121,6 +122,19 @@ def test_training_epoch_is_a_permutation(shared_data):
                           preprocessing_name='mnist', with_index=True)
   indices = np.concatenate([b[2].numpy() for b in ds.take(11)])
   assert sorted(indices) == list(range(55000))
+
+
+@pytest.mark.parametrize('start_step', [0, 2, 5])
+def test_index_batches_straddle_epochs_and_resume_mid_epoch(start_step):
+  """n = 10 in batches of 4: batches cross epoch boundaries, start 5 resumes inside epoch 2."""
+  def permutation(epoch):
+    key = tf.constant([7, epoch], tf.int64)
+    return np.argsort(tf.random.stateless_uniform([10], key).numpy(), kind='stable')
+
+  stream = np.concatenate([permutation(e) for e in range(6)])
+  want = stream[start_step * 4:].reshape(-1, 4)[:8]
+  got = input_pipeline._shuffled_index_batches(10, 7, start_step, 4).take(8)
+  np.testing.assert_array_equal(np.stack([b.numpy() for b in got]), want)
 
 
 def test_cifar10_binary_reader_and_split(tmp_path):
