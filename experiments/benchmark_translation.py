@@ -41,7 +41,7 @@ def main(argv):
   if FLAGS.run_dir:
     model, vocab, config, _ = translation_training.load_trained(FLAGS.run_dir)
   else:
-    config = recipes.translation_recipe(FLAGS.model, dataset='multi30k')
+    config = recipes.recipe(FLAGS.model, dataset='multi30k')
     vocab = translation_training.vocabulary(config, FLAGS.work_dir, FLAGS.data_dir)
     model = translation_training.build_model(config, vocab.size)
   val_en, _ = translation.read_parallel(config.dataset, 'validation', FLAGS.data_dir)

@@ -116,7 +116,7 @@ def define_number_list(name, default, help_text, kind=float, lower=None, upper=N
 
 def define_config_flags(config_type, registry, exclude=(), flag_values=FLAGS, **defaults):
   """One flag per field of a config dataclass (but `exclude`), typed from its annotation, with
-  the type's HELP text and enums from its registries (models.recipes.choices). A flag left unset
+  the help text beside each field and enums from its registries (models.recipes.choices). A flag left unset
   is None, so the recipe in `registry` decides, unless `defaults` gives the flag a default."""
   hints = typing.get_type_hints(config_type)
   choices = recipes.choices(config_type)
@@ -126,7 +126,7 @@ def define_config_flags(config_type, registry, exclude=(), flag_values=FLAGS, **
       continue
     default = defaults.get(name)
     by_recipe = any(name in r for r in registry.values()) and name != 'model'
-    help_text = config_type.HELP[name] + (' (recipe default)' if by_recipe else '')
+    help_text = field.metadata['help'] + (' (recipe default)' if by_recipe else '')
     kind = hints[name]
     if typing.get_origin(kind) is typing.Union:  # Optional[X]: X
       kind = next(t for t in typing.get_args(kind) if t is not type(None))
@@ -163,8 +163,6 @@ def define_recipe_flags(default_model=None):
   define_config_flags(recipes.TrainConfig, recipes.RECIPES, exclude=_STUDENT_FIELDS,
                       model=default_model, label_smoothing=0.0,
                       label_smoothing_convention='uniform', seed=0)
-  flags.register_validator('label_smoothing', lambda a: 0.0 <= a < 1.0,
-                           '--label_smoothing must be in [0, 1).')
 
 
 def recipe_overrides(**fixed):

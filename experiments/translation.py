@@ -61,7 +61,7 @@ def main(argv):
   if not run_dirs:
     run_dirs, options = [], common.run_options()
     for seed, alpha in [(s, float(a)) for s in common.seeds() for a in FLAGS.alphas]:
-      config = recipes.translation_recipe(FLAGS.model, **common.config_overrides(
+      config = recipes.recipe(FLAGS.model, **common.config_overrides(
           recipes.TranslationConfig, label_smoothing=alpha, seed=seed))
       run_dir = os.path.join(FLAGS.output_dir, f'alpha_{alpha:g}_seed_{seed}')
       # Evaluated as soon as trained (inside the run): its translation_eval.json and

@@ -5,6 +5,15 @@ import tensorflow as tf
 CONVENTIONS = ('uniform', 't2t')
 
 
+def check_smoothing(label_smoothing, convention):
+  """The one check of a label-smoothing setting: the losses and the configs call it."""
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}.')
+  if convention not in CONVENTIONS:
+    raise ValueError(f'label_smoothing_convention must be one of {", ".join(CONVENTIONS)}, '
+                     f'got "{convention}".')
+
+
 def smooth_labels(labels, num_classes, alpha, convention='uniform'):
   """uniform: y (1 - alpha) + alpha / K (the paper's); t2t: 1 - alpha on the true class,
   alpha / (K - 1) elsewhere (tensor2tensor's). `labels` are one-hot or soft, [..., K]."""
@@ -25,10 +34,7 @@ class SmoothedCrossEntropy(keras.losses.Loss):
   def __init__(self, label_smoothing=0.0, multiplier=1.0, from_logits=True,
                convention='uniform', name='smoothed_cross_entropy', **kwargs):
     super().__init__(name=name, **kwargs)
-    if not 0.0 <= label_smoothing < 1.0:
-      raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}.')
-    if convention not in CONVENTIONS:
-      raise ValueError(f'convention must be one of {CONVENTIONS}, got "{convention}".')
+    check_smoothing(label_smoothing, convention)
     if multiplier <= 0:
       raise ValueError(f'multiplier must be positive, got {multiplier}.')
     self.label_smoothing, self.multiplier = float(label_smoothing), float(multiplier)
@@ -85,10 +91,7 @@ class TokenCrossEntropy(keras.losses.Loss):
                **kwargs):
     kwargs['reduction'] = 'sum'
     super().__init__(name=name, **kwargs)
-    if not 0.0 <= label_smoothing < 1.0:
-      raise ValueError(f'label_smoothing must be in [0, 1), got {label_smoothing}.')
-    if convention not in CONVENTIONS:
-      raise ValueError(f'convention must be one of {CONVENTIONS}, got "{convention}".')
+    check_smoothing(label_smoothing, convention)
     self.label_smoothing, self.convention = float(label_smoothing), convention
 
   def call(self, y_true, y_pred):

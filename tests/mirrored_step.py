@@ -35,7 +35,7 @@ def translation_step(strategy, init_weights, inputs, targets):
   # No dropout (replicas draw other masks), and a large Adam epsilon so that the update is
   # proportional to the gradient (Adam's first steps are otherwise lr * sign(g), which flips on
   # gradients that are zero up to rounding).
-  config = recipes.translation_recipe('transformer_small', encoder_layers=1, decoder_layers=1,
+  config = recipes.recipe('transformer_small', encoder_layers=1, decoder_layers=1,
                                       d_model=32, num_heads=2, ffn=64, warmup_steps=1,
                                       label_smoothing=0.1, dropout=0.0, attention_dropout=0.0,
                                       relu_dropout=0.0, adam_epsilon=1.0)
@@ -55,7 +55,7 @@ def translation_main():
   targets[:4, 3:] = 0  # the first replica's half: 3 real tokens a row; the second's: 12
   source = rng.integers(2, 40, (8, 7)).astype(np.int32)
   decoder_input = np.pad(targets[:, :-1], [[0, 0], [1, 0]])
-  config = recipes.translation_recipe('transformer_small', encoder_layers=1, decoder_layers=1,
+  config = recipes.recipe('transformer_small', encoder_layers=1, decoder_layers=1,
                                       d_model=32, num_heads=2, ffn=64)
   init = translation_training.build_model(config, 40).get_weights()
   single = translation_step(tf.distribute.get_strategy(), init, (source, decoder_input), targets)

@@ -123,7 +123,7 @@ def test_a_distillation_student_steps_the_same_compiled():
 
 
 def test_the_transformer_steps_the_same_compiled():
-  config = recipes.translation_recipe('transformer_small', encoder_layers=1, decoder_layers=1,
+  config = recipes.recipe('transformer_small', encoder_layers=1, decoder_layers=1,
                                       d_model=32, num_heads=2, ffn=64, dropout=0.0,
                                       attention_dropout=0.0, relu_dropout=0.0, warmup_steps=1,
                                       label_smoothing=0.1)

@@ -13,7 +13,8 @@ from models import recipes
 
 @pytest.mark.parametrize('config_type', [recipes.TrainConfig, recipes.TranslationConfig])
 def test_every_config_field_is_documented(config_type):
-  assert set(config_type.HELP) == {f.name for f in dataclasses.fields(config_type)}
+  undocumented = [f.name for f in dataclasses.fields(config_type) if not f.metadata.get('help')]
+  assert not undocumented
 
 
 def test_translation_flags_set_the_recipe_fields():
@@ -25,7 +26,7 @@ def test_translation_flags_set_the_recipe_fields():
   assert set(flag_values) == fields - {'label_smoothing'}
   assert flag_values['dataset'].parser.enum_values == ['multi30k', 'wmt14']
   flag_values(['prog', '--d_model=64', '--num_heads=2', '--dataset=wmt14', '--adam_beta2=0.98'])
-  config = recipes.translation_recipe(flag_values.model, **common.config_overrides(
+  config = recipes.recipe(flag_values.model, **common.config_overrides(
       recipes.TranslationConfig, flag_values=flag_values, label_smoothing=0.1, seed=3))
   assert (config.d_model, config.num_heads, config.dataset, config.adam_beta2) == (
       64, 2, 'wmt14', 0.98)

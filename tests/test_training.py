@@ -147,7 +147,7 @@ def test_user_mistakes_get_one_line_errors(tmp_path, shared_data):
   out = str(tmp_path / 'run')
   assert 'value should be one of' in _one_line_error(
       run_binary('experiments.train', '--model=vgg', f'--output_dir={out}'))
-  assert '--label_smoothing must be in [0, 1)' in _one_line_error(
+  assert 'error: label_smoothing must be in [0, 1), got 1.2.' in _one_line_error(
       run_binary('experiments.train', '--model=fc', '--label_smoothing=1.2', f'--output_dir={out}'))
   datasets = 'mnist|fashion_mnist|emnist|cifar10|cifar100|imagenet2012'
   assert f'should be one of <{datasets}>' in _one_line_error(

@@ -182,7 +182,7 @@ def test_token_ece_is_calibration_ece_of_the_real_tokens():
 
 
 def _tiny_config(**overrides):
-  return recipes.translation_recipe(
+  return recipes.recipe(
       'transformer_small', **dict(dict(train_steps=20, batch_size=512, vocab_size=300,
                                        encoder_layers=1, decoder_layers=1, d_model=32,
                                        num_heads=2, ffn=64, warmup_steps=5), **overrides))
@@ -568,7 +568,7 @@ def test_the_token_budget_is_per_replica_and_batches_split_evenly():
         continue
       for (src, _), _ in batches:
         assert src.shape[0] == replicas * (256 // src.shape[1]), (batching, src.shape)
-  config = recipes.translation_recipe('transformer_base', batching='fixed', fixed_length=64)
+  config = recipes.recipe('transformer_base', batching='fixed', fixed_length=64)
   tpu = mock.create_autospec(tf.distribute.TPUStrategy, instance=True)
   tpu.num_replicas_in_sync = 8
   settings = translation_training.batch_settings(config, tpu)
@@ -584,9 +584,9 @@ def test_the_token_budget_is_per_replica_and_batches_split_evenly():
     translation_training.batch_settings(dataclasses.replace(config, batching='dynamic',
                                                             fixed_length=None), tpu)
   with pytest.raises(ValueError, match='fixed_length is a --batching=fixed setting'):
-    recipes.translation_recipe('transformer_base', fixed_length=64)
+    recipes.recipe('transformer_base', fixed_length=64)
   with pytest.raises(ValueError, match='fixed_length is a --batching=fixed setting'):
-    recipes.translation_recipe('transformer_base', batching='fixed', fixed_length=300)
+    recipes.recipe('transformer_base', batching='fixed', fixed_length=300)
 
 
 def test_wmt14_streams_from_mock_data_resumes_exactly_and_trains(tmp_path):
@@ -614,7 +614,7 @@ def test_wmt14_streams_from_mock_data_resumes_exactly_and_trains(tmp_path):
                    src.shape[0] == 256 // src.shape[1] for (src, _), _ in whole)
       if batching == 'fixed':
         assert {src.shape for (src, _), _ in whole} == {(256 // 32, 32)}
-    config = recipes.translation_recipe('transformer_small', dataset='wmt14', vocab_size=40,
+    config = recipes.recipe('transformer_small', dataset='wmt14', vocab_size=40,
                                         encoder_layers=1, decoder_layers=1, d_model=16,
                                         num_heads=2, ffn=32, batch_size=256, max_length=32,
                                         train_steps=3, warmup_steps=1)
