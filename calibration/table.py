@@ -1,11 +1,10 @@
 """Table 3 of the paper from trained runs: ECE with hard targets, after temperature scaling,
 and with label smoothing; every split's role is fixed here (fit on validation, report test)."""
-import os
 
 import numpy as np
 
 from calibration import metrics, temperature
-from data.run_directory import run_files, section_results
+from data.run_directory import section_results
 
 RESULT = section_results.Kind('calibration', 'calibration.json', ('reliability.png',))
 SWEEP_TEMPERATURES = tuple(np.round(np.arange(0.5, 4.01, 0.1), 2))
@@ -42,33 +41,11 @@ def calibration_table(runs, num_bins=metrics.NUM_BINS):
   return {'rows': rows, 'summary': summary, 'test_temperature_sweeps': sweeps}
 
 
-def table3_lines(label, hard_ece, scaled, smoothed):
-  """The paper's Table 3 row as markdown: ECE with hard targets, temperature scaled (ece, T),
-  with label smoothing (ece, alpha)."""
-  return ['| Table 3 | hard targets | temperature scaled (T) | label smoothing (alpha) |',
-          '|---|---|---|---|',
-          f'| {label} | {hard_ece:.3f} | {scaled[0]:.3f} ({scaled[1]:.2f}) | '
-          f'{smoothed[0]:.3f} ({smoothed[1]:g}) |']
-
-
 def write_calibration(table, output_dir, model, dataset, provenance, num_bins=metrics.NUM_BINS):
-  """The calibration result (calibration.json, after the reliability diagram so that it lists
-  it) and calibration.md; returns the markdown."""
-  table = dict(table, model=model, dataset=dataset, split='test', num_bins=num_bins)
-  section_results.write(output_dir, RESULT, table, provenance)
-  lines = [f'# Calibration of {model} on {dataset} (test split, ECE with {num_bins} bins)', '',
-           '| model | T | accuracy (%) | NLL | ECE |', '|---|---|---|---|---|']
-  for r in table['rows']:
-    lines.append(f'| {r["label"]} | {r["temperature"]:.3f} | {100 * r["accuracy"]:.2f} | '
-                 f'{r["nll"]:.4f} | {r["ece"]:.4f} |')
-  s = table['summary']
-  if {'hard_targets_ece', 'temperature_scaled', 'label_smoothing'} <= set(s):
-    lines += ['', *table3_lines(
-        f'{model} {dataset}', s['hard_targets_ece'],
-        (s['temperature_scaled']['ece'], s['temperature_scaled']['temperature']),
-        (s['label_smoothing']['ece'], s['label_smoothing']['alpha']))]
-  run_files.write_text(os.path.join(output_dir, 'calibration.md'), '\n'.join(lines) + '\n')
-  return '\n'.join(lines)
+  """The calibration result (calibration.json), after the reliability diagram so that it lists
+  it."""
+  section_results.write(output_dir, RESULT, dict(table, model=model, dataset=dataset,
+                                                 split='test', num_bins=num_bins), provenance)
 
 
 def reliability_curves(table, runs):

@@ -8,7 +8,7 @@ import os
 
 from absl import flags
 
-from experiments import common, sweep
+from experiments import common, report, sweep
 from models import recipes
 
 common.define_section_flags('Sweep directory (one run directory per point).',
@@ -27,9 +27,9 @@ def main(argv):
                            data_dir=FLAGS.data_dir, options=common.run_options())
   dataset = recipes.recipe(FLAGS.model, **overrides).dataset
   run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, s)) for a, s in results]
-  print(sweep.write_table(sweep.accuracy_rows(results, FLAGS.split), FLAGS.output_dir,
-                          FLAGS.model, dataset, common.provenance(run_dirs, FLAGS.data_dir),
-                          FLAGS.split))
+  sweep.write_table(sweep.accuracy_rows(results, FLAGS.split), FLAGS.output_dir, FLAGS.model,
+                    dataset, common.provenance(run_dirs, FLAGS.data_dir), FLAGS.split)
+  print(report.write_section_markdown(FLAGS.output_dir, 'accuracy'))
 
 
 if __name__ == '__main__':

@@ -167,7 +167,7 @@ def main(argv):
     write(points)
   elif not _sweep(grid, contrast_seeds, write):
     return
-  print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_cifar10'])))
+  print(report.write_section_markdown(FLAGS.output_dir, 'distillation_cifar10'))
 
 
 def _runs(grid):

@@ -86,7 +86,7 @@ def main(argv):
   section_results.write(FLAGS.output_dir, seeds.TABLE4,
                         {'rows': rows, 'summary': summary},
                         common.provenance(run_dirs, FLAGS.data_dir))
-  print('\n'.join(report.section_lines(FLAGS.output_dir, ['distillation_mnist'])))
+  print(report.write_section_markdown(FLAGS.output_dir, 'distillation_mnist'))
 
 
 if __name__ == '__main__':

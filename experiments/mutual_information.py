@@ -19,7 +19,7 @@ import numpy as np
 import data
 from data.run_directory import run_files, section_results
 from distillation import mi_record
-from experiments import common, sweep
+from experiments import common, report, sweep
 from models import classifier, recipes, run_records
 from visualization import distillation as figures
 
@@ -103,6 +103,7 @@ def main(argv):
                                                      points[curves[0][0]]['settings'])
   section_results.write(FLAGS.output_dir, mi_record.FIGURE6, result,
                         common.provenance(run_dirs, common.data_dir_for_reused_runs()))
+  report.write_section_markdown(FLAGS.output_dir, 'mutual_information')
   for label, steps, values in curves:
     peak = max(range(len(values)), key=values.__getitem__)
     print(f'{label:10s} MI at step 0: {values[0]:.3f}, peak {values[peak]:.3f} at step '

@@ -16,7 +16,7 @@ import numpy as np
 
 import data
 from data.run_directory import run_files, section_results
-from experiments import common, sweep
+from experiments import common, report, sweep
 from models import classifier
 from visualization import cluster_statistics, figures, penultimate
 
@@ -83,6 +83,7 @@ def main(argv):
   section_results.write(FLAGS.output_dir, penultimate.RESULT, {
       'model': FLAGS.model, 'dataset': FLAGS.dataset, 'classes': classes, 'run_dirs': recorded,
       'panels': stats}, common.provenance(run_dirs, common.data_dir_for_reused_runs()))
+  report.write_section_markdown(FLAGS.output_dir, 'penultimate')
   for name, s in stats.items():
     print(f'{name:28s} mean spread {s["mean_spread"]:8.3f}  mean-distance '
           f'{np.mean(list(s["mean_distances"].values())):8.3f}  spread/distance '

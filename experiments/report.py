@@ -11,6 +11,7 @@ import statistics
 
 from absl import flags
 
+from calibration import metrics
 from calibration import table as calibration_table
 from data.run_directory import run_files, section_results
 from distillation import figure5, mi_record
@@ -58,6 +59,12 @@ def _heading(results_dir, where, result, title):
   return lines + ([''] if result['figures'] else [])
 
 
+def _label(where):
+  """A result's folder in a title: below the results folder, or this one (a section's own
+  markdown beside its result)."""
+  return 'this folder' if where == '.' else where
+
+
 def _provenance_line(record):
   if not record.get('recorded', True):
     return f'Provenance: {record["note"]}.'
@@ -79,13 +86,17 @@ def accuracy_section(results_dir, where, table):
   lines = []
   key = (table.get('model'), table.get('dataset'))
   refs = ref.ACCURACY.get(key, {})
-  lines += _heading(results_dir, where, table, f'### Accuracy: {key[0]} on {key[1]} ({where}, '
-                    f'{table["split"]} split)')
-  lines += _table_head(['alpha', 'this project', *refs])
+  lines += _heading(results_dir, where, table, f'### Accuracy: {key[0]} on {key[1]} '
+                    f'({_label(where)}, {table["split"]} split)')
+  # Results written before the bin count was recorded used the default: the sweep has no flag.
+  num_bins = table.get('num_bins', metrics.NUM_BINS)
+  lines += _table_head(['alpha', 'this project: accuracy (%)', 'NLL', f'ECE ({num_bins} bins)',
+                        *refs])
   for row in table['rows']:
     cells = [_fmt(*refs[s].get(row['alpha'], (None,))) for s in refs]
     lines.append(_row([f'{row["alpha"]:g}', f'{_fmt(row["accuracy"], row["accuracy_std"])} '
-                       f'({row["num_seeds"]} seed(s), {row["steps"]} steps)', *cells]))
+                       f'({row["num_seeds"]} seed(s), {row["steps"]} steps)',
+                       f'{row["nll"]:.4f}', f'{row["ece"]:.4f}', *cells]))
   lines.append('')
   return lines
 
@@ -96,21 +107,20 @@ def calibration_section(results_dir, where, table):
   refs = ref.CALIBRATION.get(key, {})
   lines += _heading(results_dir, where, table,
                     f'### Calibration (ECE, {table["num_bins"]} bins): {key[0]} on {key[1]} '
-                    f'({where}, {table["split"]} split)')
-  lines += _table_head(['model', 'this project', *refs])
+                    f'({_label(where)}, {table["split"]} split)')
+  lines += _table_head(['model', 'T', 'accuracy (%)', 'NLL', 'this project: ECE', *refs])
   for row in table['rows']:
     if row['kind'] == 'temperature_scaled':
       cells = [_ece_at_t(*refs[s]['temperature_scaled']) for s in refs]
-      ours = _ece_at_t(row['ece'], row['temperature'])
     else:
       cells = [_fmt(refs[s]['alpha'].get(row['alpha']), digits=3) for s in refs]
-      ours = f'{row["ece"]:.3f}'
-    lines.append(_row([row['label'], ours, *cells]))
+    lines.append(_row([row['label'], f'{row["temperature"]:.3f}', f'{100 * row["accuracy"]:.2f}',
+                       f'{row["nll"]:.4f}', f'{row["ece"]:.3f}', *cells]))
   best = table.get('summary', {}).get('label_smoothing')
   if best:  # Table 3's third column: the label-smoothing alpha with the lowest ECE
     cells = [_ece_at_alpha(*min(((e, a) for a, e in refs[s]['alpha'].items() if a > 0),
                                 default=(math.nan, math.nan))) for s in refs]
-    lines.append(_row(['label smoothing, best alpha (Table 3)',
+    lines.append(_row(['label smoothing, best alpha (Table 3)', '', '', '',
                        _ece_at_alpha(best['ece'], best['alpha']), *cells]))
   lines.append('')
   return lines
@@ -122,7 +132,7 @@ def distillation_section(results_dir, where, table):
   lines = []
   summary = table['summary']
   labels = {r['key']: r['label'] for r in table['rows']}
-  lines += _heading(results_dir, where, table, f'### MNIST distillation, test error % ({where})')
+  lines += _heading(results_dir, where, table, f'### MNIST distillation, test error % ({_label(where)})')
   lines += _table_head(['network', 'this project', ref.PAPER, ref.REPLICATION])
   for key, s in summary['networks'].items():
     refs = ref.DISTILLATION_MNIST.get(key, {})
@@ -142,7 +152,7 @@ def cifar10_distillation_section(results_dir, where, table):
   """Figure 5: accuracy against gamma for teachers and students, and the paper's findings."""
   lines = []
   split = table['split']
-  lines += _heading(results_dir, where, table, f'### CIFAR-10 distillation, Figure 5 ({where}, '
+  lines += _heading(results_dir, where, table, f'### CIFAR-10 distillation, Figure 5 ({_label(where)}, '
                     f'{split} accuracy %)')
   progress = table.get('progress')
   if progress and progress['finished'] < progress['planned']:
@@ -185,7 +195,7 @@ def penultimate_section(results_dir, where, table):
   """The paper's claim: with label smoothing, tighter clusters at equal distances."""
   lines = []
   lines += _heading(results_dir, where, table, f'### Penultimate layer: {table["model"]} on '
-                    f'{table["dataset"]}, classes {table["classes"]} ({where})')
+                    f'{table["dataset"]}, classes {table["classes"]} ({_label(where)})')
   lines += ['Paper (Figure 1): with label smoothing the clusters are tighter and equidistant '
             '(a regular triangle).', '']
   lines += _table_head(['panel', 'mean spread / mean distance',
@@ -203,7 +213,7 @@ def mutual_information_section(results_dir, where, table):
   lines = []
   n = table['num_examples']
   lines += _heading(results_dir, where, table, f'### Mutual information: {table["model"]} on '
-                    f'{table["dataset"]}, classes {table["classes"]}, N = {n} ({where})')
+                    f'{table["dataset"]}, classes {table["classes"]}, N = {n} ({_label(where)})')
   lines += ['Paper (Figure 6): tiny at initialization, rises fast, then decays towards log 2 = '
             f'0.693 (more so with label smoothing); the estimate lies in [0, log N = '
             f'{math.log(n):.3f}].', '']
@@ -230,7 +240,7 @@ def translation_section(results_dir, where, table):
   lines = []
   paper = ref.TRANSLATION[ref.PAPER]
   s = table.get('summary')
-  lines += _heading(results_dir, where, table, f'### Translation ({where}): next-token ECE on '
+  lines += _heading(results_dir, where, table, f'### Translation ({_label(where)}): next-token ECE on '
                     'validation tokens, BLEU uncased intl')
   lines += _table_head(['Table 3', 'this project', f'{ref.PAPER} (WMT14 EN-DE)'])
   if s:
@@ -241,14 +251,18 @@ def translation_section(results_dir, where, table):
               _row(['label smoothing', _ece_at_alpha(*s['label_smoothing']),
                     _ece_at_alpha(*paper['label_smoothing'])])]
     if 'temperature_scaled_held_out' in s:  # fitted on one half of the sentences, both ways
-      ece, (t_even, t_odd), _ = s['temperature_scaled_held_out']
+      ece, (t_even, t_odd), bleu = s['temperature_scaled_held_out']
       lines.append(_row(['temperature scaled, held out (halves)',
-                         f'{ece:.3f} (T {t_even:.2f} / {t_odd:.2f})', '-']))
-  lines += ['', *_table_head(['run', 'T', 'BLEU validation', 'BLEU test', 'NLL/token', 'ECE'])]
+                         f'{ece:.3f} (T {t_even:.2f} / {t_odd:.2f}; BLEU {bleu:.2f})', '-']))
+  lines += ['', *_table_head(['run', 'T', 'BLEU validation', 'BLEU test', 'NLL/token', 'ECE',
+                              'token accuracy (%)'])]
   for row in table['rows']:
     lines.append(_row([f'alpha={row["alpha"]:g}', f'{row["temperature"]:.2f}',
                        f'{row["bleu_validation"]:.2f}', f'{row["bleu_test"]:.2f}',
-                       f'{row["nll"]:.3f}', f'{row["ece"]:.3f}']))
+                       f'{row["nll"]:.3f}', f'{row["ece"]:.3f}',
+                       f'{100 * row["accuracy"]:.2f}']))
+  lines += ['', 'BLEU signatures: ' + '; '.join(
+      f'{k}: {v}' for k, v in table.get('bleu_signatures', {}).items())]
   if s and 'claims' in s:
     lines += ['', f'Paper claims (seed {table.get("seed", 0)}):', '']
     claims, across = translation_rules.recorded_claims(table)  # current rules, stored numbers
@@ -398,6 +412,18 @@ def _single_seed_summary(result):
 
 
 UPGRADES = {'distillation_mnist': _single_seed_summary}  # what the migration adds per kind
+
+
+def write_section_markdown(output_dir, kind):
+  """A section binary's own markdown (<result file>.md beside its result): the same renderer
+  as the section's part of REPORT.md; returns the text."""
+  section, render, _ = SECTIONS[kind]
+  text = '\n'.join(line for _, where, result in section_results.read_all(output_dir, [section])
+                    if where == '.' for line in render(output_dir, where, result))
+  result_file = section.filename
+  run_files.write_text(os.path.join(output_dir, os.path.splitext(result_file)[0] + '.md'),
+                       text + '\n')
+  return text
 
 
 def section_lines(results_dir, kinds=tuple(SECTIONS)):

@@ -1,7 +1,7 @@
 """Runs (or collects finished) training runs over a grid, one run directory per point."""
 import os
 
-from calibration import table
+from calibration import metrics, table
 from data.run_directory import run_files, section_results
 from distillation.seeds import mean_std
 from experiments import common
@@ -45,19 +45,11 @@ def accuracy_rows(results, split='test'):
 
 
 def write_table(rows, output_dir, model, dataset, provenance, split='test'):
-  """The accuracy result (table.json) and table.md in output_dir."""
-  title = f'{model} on {dataset}: accuracy vs label smoothing'
+  """The accuracy result (table.json) in output_dir."""
   section_results.write(output_dir, ACCURACY, {
-      'title': title, 'model': model, 'dataset': dataset, 'split': split, 'rows': rows},
+      'title': f'{model} on {dataset}: accuracy vs label smoothing', 'model': model,
+      'dataset': dataset, 'split': split, 'num_bins': metrics.NUM_BINS, 'rows': rows},
                         provenance)
-  lines = [f'# {title}', '', f'Metrics on the {split} split; mean +- std over seeds.', '',
-           '| alpha | accuracy (%) | NLL | ECE (15 bins) | seeds | steps |',
-           '|---|---|---|---|---|---|']
-  for r in rows:
-    lines.append(f'| {r["alpha"]:g} | {r["accuracy"]:.2f} +- {r["accuracy_std"]:.2f} | '
-                 f'{r["nll"]:.4f} | {r["ece"]:.4f} | {r["num_seeds"]} | {r["steps"]} |')
-  run_files.write_text(os.path.join(output_dir, 'table.md'), '\n'.join(lines) + '\n')
-  return '\n'.join(lines)
 
 
 def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
@@ -79,6 +71,5 @@ def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
   reliability.plot_reliability(table.reliability_curves(result, runs),
                                os.path.join(output_dir, 'reliability'), f'{model} on {dataset}',
                                num_bins)
-  return table.write_calibration(result, output_dir, model, dataset,
-                                 common.provenance(run_dirs, data_dir),
-                                 num_bins)
+  table.write_calibration(result, output_dir, model, dataset,
+                          common.provenance(run_dirs, data_dir), num_bins)

@@ -14,7 +14,7 @@ import os
 
 from absl import flags
 
-from experiments import common, translation_section
+from experiments import common, report, translation_section
 from models import recipes, translation_eval, translation_training
 
 common.define_section_flags('Where the runs, tables and figures go.',
@@ -70,7 +70,8 @@ def main(argv):
       translation_training.train_translation(config, run_dir, data_dir=FLAGS.data_dir,
                                              options=options, evaluation=settings)
       run_dirs.append(run_dir)
-  print(translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings, data_dir))
+  translation_section.evaluate_and_write(run_dirs, FLAGS.output_dir, settings, data_dir)
+  print(report.write_section_markdown(FLAGS.output_dir, 'translation'))
 
 
 if __name__ == '__main__':

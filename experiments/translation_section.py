@@ -2,13 +2,12 @@
 
 Each run is evaluated once into its run directory (translation_eval.json, hypotheses/; by
 models.translation_eval.evaluate_model, at the end of its training or here); the section
-directory gets translation.json / translation.md (Table 3 row, BLEU), Figure 3
+directory gets translation.json (Table 3 row, BLEU), Figure 3
 (reliability_translation.*) and Figure 4 (figure4.*).
 """
 import dataclasses
 import os
 
-from calibration.table import table3_lines
 from data import translation
 from data.run_directory import run_files, section_results
 from distillation import seeds
@@ -36,7 +35,7 @@ def _bleu_significance(hard, smoothed, max_sentences):
 
 
 def claim_lines(claims):
-  """Markdown bullets of paper_claims' verdicts (translation.md and experiments.report)."""
+  """Markdown bullets of paper_claims' verdicts (experiments.report)."""
   return [f'- {c["claim"]}: **{"holds" if c["holds"] else "does not hold"}** ({c["evidence"]})'
           for c in claims]
 
@@ -165,7 +164,8 @@ def _at(rows, temperature):
 
 
 def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
-  """Evaluates every run, writes the section's tables and figures; returns the markdown."""
+  """Evaluates every run and writes the section's result and figures (its markdown is
+  experiments.report's rendering of that result)."""
   seeds = [translation_training.finished_config(d)[0].seed for d in run_dirs]
   first_seed = min(seeds)  # only its runs' logits are drawn
   every_seed = [translation_training.evaluate_run(d, settings, data_dir,
@@ -176,10 +176,6 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   run_files.make_dir(output_dir)
   hard = next((e for e in evaluations if e['alpha'] == 0.0), None)
   smoothed = [e for e in evaluations if e['alpha'] > 0]
-  lines = ['# Translation: next-token calibration and BLEU (validation tokens; BLEU uncased '
-           'intl, sacrebleu)', '',
-           '| model | T | token accuracy | NLL/token | ECE | BLEU val | BLEU test |',
-           '|---|---|---|---|---|---|---|']
   table = []
   for e in evaluations:
     fitted = e['tokens']['fitted_temperature']
@@ -191,9 +187,6 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
              'bleu_test': _at(e['test_bleu'], t)['uncased_intl']['score'],
              'bleu_test_cased_13a': _at(e['test_bleu'], t)['cased_13a']['score']}
       table.append(row)
-      lines.append(f'| alpha={e["alpha"]:g} | {t:.2f} | {100 * row["accuracy"]:.2f} | '
-                   f'{row["nll"]:.3f} | {row["ece"]:.3f} | {row["bleu_validation"]:.2f} | '
-                   f'{row["bleu_test"]:.2f} |')
   summary = {}
   if hard and smoothed:
     best = min(smoothed, key=lambda e: _at(e['tokens']['sweep'], 1.0)['ece'])
@@ -202,34 +195,15 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
                                           hard['tokens']['fitted_temperature'])['ece'],
                                       hard['tokens']['fitted_temperature']),
                'label_smoothing': (_at(best['tokens']['sweep'], 1.0)['ece'], best['alpha'])}
-    lines += ['', *table3_lines('Transformer', summary['hard_targets_ece'],
-                                summary['temperature_scaled'], summary['label_smoothing'])]
     cross = hard['tokens']['cross_fitted']
-    in_sample_bleu = _at(hard['validation_bleu'], summary['temperature_scaled'][1])
     summary['temperature_scaled_held_out'] = (cross['ece'], cross['temperatures'],
                                               cross['bleu']['uncased_intl']['score'])
-    lines += ['', f'Temperature scaling out of sample (T fitted on half of the validation '
-              f'sentences and scored on the other half, both ways; T = '
-              f'{cross["temperatures"][0]:.2f} / {cross["temperatures"][1]:.2f}): ECE '
-              f'{cross["ece"]:.3f}, NLL {cross["nll"]:.3f}, BLEU '
-              f'{cross["bleu"]["uncased_intl"]["score"]:.2f}; in sample (fitted and scored on '
-              f'all of it): ECE {summary["temperature_scaled"][0]:.3f}, BLEU '
-              f'{in_sample_bleu["uncased_intl"]["score"]:.2f}.']
     summary['bleu_significance'] = _bleu_significance(hard, best, settings.max_sentences)
     summary['claims'] = paper_claims(hard, best, summary['bleu_significance'])
-    lines += ['', f'Paper claims (alpha={best["alpha"]:g} against hard targets, seed '
-              f'{first_seed}):', '']
-    lines += claim_lines(summary['claims'])
     if len({e['_run'][1].seed for e in every_seed}) > 1:
       summary['across_seeds'] = seed_claims(every_seed, best['alpha'])
-      lines += ['', f'Across seeds {summary["across_seeds"]["seeds"]} (alpha={best["alpha"]:g} '
-                'against hard targets of the same seed):', '']
-      lines += seed_claim_lines(summary['across_seeds'])
   signatures = {k: v['signature'] for k, v in evaluations[0]['test_bleu'][0].items()
                 if isinstance(v, dict)}
-  markdown = '\n'.join(lines + ['', 'BLEU signatures: ' + '; '.join(
-      f'{k}: {v}' for k, v in signatures.items())]) + '\n'
-  run_files.write_bytes(os.path.join(output_dir, 'translation.md'), markdown.encode())
   figure.temperature_figure(
       [(f'alpha={e["alpha"]:g}', [r['temperature'] for r in e['validation_bleu']],
         [r['uncased_intl']['score'] for r in e['validation_bleu']],
@@ -250,4 +224,3 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
       'summary': summary, 'bleu_signatures': signatures,
       'curves': [{k: e[k] for k in ('alpha', 'tokens', 'validation_bleu', 'test_bleu')}
                  for e in evaluations]}, common.provenance(run_dirs, data_dir))
-  return markdown

@@ -43,18 +43,20 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   _write(str(run / 'NOTE.md'), 'Stand-in data, 30,000 of 390,000 steps.')
   _write(str(run / 'table.json'), {
       'model': 'alexnet', 'dataset': 'cifar10', 'split': 'validation',
-      'rows': [{'alpha': 0.0, 'num_seeds': 1, 'steps': 30000, 'accuracy': 80.02,
-                'accuracy_std': 0.0}]}, 'accuracy')
+      'num_bins': 15, 'rows': [{'alpha': 0.0, 'num_seeds': 1, 'steps': 30000, 'accuracy': 80.02,
+                                'accuracy_std': 0.0, 'nll': 0.5786, 'ece': 0.0134}]}, 'accuracy')
   # No published ECE exists for this model: the table has no reference column.
   _write(str(run / 'calibration' / 'calibration.json'), {
       'model': 'alexnet', 'dataset': 'cifar10', 'split': 'test', 'num_bins': 10,
-      'rows': [{'kind': 'label_smoothing', 'label': 'alpha=0', 'alpha': 0.0, 'ece': 0.0193},
+      'rows': [{'kind': 'label_smoothing', 'label': 'alpha=0', 'alpha': 0.0, 'ece': 0.0193,
+                'temperature': 1.0, 'accuracy': 0.8, 'nll': 0.6},
                {'kind': 'temperature_scaled', 'label': 'alpha=0 + temperature scaling',
-                'ece': 0.0107, 'temperature': 1.063}]}, 'calibration')
+                'ece': 0.0107, 'temperature': 1.063, 'accuracy': 0.8, 'nll': 0.59}]},
+      'calibration')
   _write(str(tmp_path / 'other' / 'table.json'), {
       'model': 'fc', 'dataset': 'mnist', 'split': 'test',
       'rows': [{'alpha': 0.1, 'num_seeds': 1, 'steps': 10700, 'accuracy': 99.28,
-                'accuracy_std': 0.0}]}, 'accuracy')
+                'accuracy_std': 0.0, 'nll': 0.1299, 'ece': 0.1033}]}, 'accuracy')
   text = report.build_report(str(tmp_path))
   claims, *tables = _tables(text)
   # The claims table first: these results check no claim (one alpha, no summary).
@@ -64,9 +66,12 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   for table in tables:  # header, separator and every row have as many cells
     assert len({len(row) for row in table}) == 1, table
   accuracy = dict((row[0], row[1:]) for row in tables[0][2:])
-  assert accuracy['0'] == ['80.02 (1 seed(s), 30000 steps)', '86.80 +- 0.20', '85.01']
-  assert tables[2][2] == ['alpha=0', '0.019']  # accuracy sections come first
-  assert tables[2][3] == ['alpha=0 + temperature scaling', '0.011 (T 1.06)']
+  assert accuracy['0'] == ['80.02 (1 seed(s), 30000 steps)', '0.5786', '0.0134',
+                           '86.80 +- 0.20', '85.01']
+  assert tables[0][0][3] == 'ECE (15 bins)'
+  # accuracy sections come first; then the calibration table: label, T, accuracy, NLL, ECE
+  assert tables[2][2] == ['alpha=0', '1.000', '80.00', '0.6000', '0.019']
+  assert tables[2][3] == ['alpha=0 + temperature scaling', '1.063', '80.00', '0.5900', '0.011']
   assert '### Calibration (ECE, 10 bins): alexnet on cifar10' in text  # the recorded count
   # The note is under both sections from the stand-in folder (the calibration one through its
   # parent), and under no other.
@@ -116,7 +121,7 @@ def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(t
   assert (written['kind'], written['schema_version'], written['figures']) == (
       'calibration', section_results.SCHEMA_VERSION, ['reliability.png'])
   text = report.build_report(str(tmp_path))
-  table_at = text.index('| model | this project')
+  table_at = text.index('| model | T | accuracy (%)')
   assert 0 < text.index('![reliability.png](sweep/reliability.png)') < table_at
   with pytest.raises(ValueError, match="unknown result kind 'figure7'; a section declares"):
     section_results.write(str(out), 'figure7', {}, PROVENANCE)
