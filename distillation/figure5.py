@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from data.run_directory import checkpoints, run_files, section_results
-from distillation import seeds as seed_stats
+from calibration import verdicts
 from distillation import smoothness
 from distillation.teacher import recorded_train_logits
 from models import recipes, run_records
@@ -298,14 +298,14 @@ def _teacher_improves(points, first, split):
   hard, rows = teachers[0.0], []
   for alpha in sorted(a for a in teachers if 0 < a <= 0.6 + 1e-9):
     a, b = teachers[alpha]['accuracy'][split], hard['accuracy'][split]
-    se = 100.0 * seed_stats.accuracy_difference_se(a, b, _num_examples(hard, split))
+    se = 100.0 * verdicts.accuracy_difference_se(a, b, _num_examples(hard, split))
     rows.append((alpha, 100.0 * (a - b), se,
-                 seed_stats.sampling_verdict(100.0 * (a - b), se, expected_sign=1)))
+                 verdicts.sampling_verdict(100.0 * (a - b), se, expected_sign=1)))
   kinds = [v.split(' (')[0] for *_, v in rows]  # the verdict without its precision
   return {'text': 'the teacher improves with label smoothing up to alpha = 0.6',
           'test': 'each alpha against alpha 0, one seed: beyond 1.96 binomial standard errors '
                   'of the difference (the +- shown)?',
-          'observed': ', '.join(f'alpha {a:g}: {d:+.2f} (+-{seed_stats.Z_95 * se:.2f})'
+          'observed': ', '.join(f'alpha {a:g}: {d:+.2f} (+-{verdicts.Z_95 * se:.2f})'
                                 for a, d, se, _ in rows),
           'verdict': (kinds[0] if len(set(kinds)) == 1 else 'mixed: ' + '; '.join(
               f'alpha {a:g} {k}' for (a, *_), k in zip(rows, kinds))) + ' (one seed)'}
@@ -335,7 +335,7 @@ def _smoothed_at_matched_gamma(points, first, split):
       for p in smoothed + matched:
         if p['setting'] == alpha:
           by_seed.setdefault(p['seed'], {})[p['group']] = 100.0 * p['accuracy'][split]
-      claim = seed_stats.summarize_seeds(by_seed, [dict(
+      claim = verdicts.summarize_seeds(by_seed, [dict(
           first='student_smoothed_teacher', second='student_matched_temperature',
           expected_sign=-1, text=f"alpha {alpha:g} teacher's student against the hard "
           f"teacher's at T* = {matched[0]['temperature']:.3f} (same gamma)")])['claims'][0]
@@ -346,13 +346,13 @@ def _smoothed_at_matched_gamma(points, first, split):
     if curve is None:
       continue
     d = 100.0 * p['accuracy'][split] - 100.0 * curve
-    se = 100.0 * seed_stats.accuracy_difference_se(p['accuracy'][split], curve,
+    se = 100.0 * verdicts.accuracy_difference_se(p['accuracy'][split], curve,
                                                    _num_examples(p, split))
     out.append({'alpha': alpha, 'text': f"alpha {alpha:g} teacher's student against the "
                 f"temperature curve interpolated at its gamma {p['gamma']:.3f}",
                 'test': 'one seed, no student at matched gamma yet: binomial error only',
                 'mean': d, 'std': 0.0, 'n': 1,
-                'verdict': seed_stats.sampling_verdict(d, se, expected_sign=-1) +
+                'verdict': verdicts.sampling_verdict(d, se, expected_sign=-1) +
                            ' (interpolated, one seed)'})
   return out
 
@@ -373,17 +373,17 @@ def findings(points, split='validation'):
   for p in hard:
     base = _curve_at(points, 'student_baseline', first, p['gamma'], split)
     if base is not None:
-      se = 100.0 * seed_stats.accuracy_difference_se(p['accuracy'][split], base,
+      se = 100.0 * verdicts.accuracy_difference_se(p['accuracy'][split], base,
                                                      _num_examples(p, split))
       above.append((p['setting'], acc(p) - 100.0 * base, se))
   if above:
-    verdicts = [seed_stats.sampling_verdict(d, se, expected_sign=1) for _, d, se in above]
+    verdicts = [verdicts.sampling_verdict(d, se, expected_sign=1) for _, d, se in above]
     beyond = verdicts.count('holds beyond sampling error')
     below = verdicts.count('the opposite holds beyond sampling error')
     out['every_temperature_beats_baseline'] = {
         'text': 'every temperature-distilled student beats the student baseline at its gamma',
         'test': 'one seed, baseline interpolated in gamma: beyond 1.96 binomial standard errors?',
-        'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{seed_stats.Z_95 * se:.2f})'
+        'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{verdicts.Z_95 * se:.2f})'
                               for t, d, se in above),
         'verdict': (f'above the baseline beyond sampling error at {beyond} of {len(above)} '
                     f'temperatures, below it at {below} (one seed)')}
@@ -406,7 +406,7 @@ def paired_contrasts(points, split='validation'):
     if key:
       by_seed.setdefault(p['seed'], {})[key] = 100.0 * p['accuracy'][split]
   hard, baseline = keys.values()
-  return seed_stats.summarize_seeds(by_seed, [dict(
+  return verdicts.summarize_seeds(by_seed, [dict(
       first=hard, second=baseline, expected_sign=1,
       text='the temperature-distilled student beats the student baseline (the key contrast: '
            'the best temperature against alpha 0)')])

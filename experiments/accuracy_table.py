@@ -8,8 +8,8 @@ import os
 
 from absl import flags
 
-from experiments import common, report, sweep
-from models import recipes
+from experiments import common, report
+from models import recipes, sweep
 
 common.define_section_flags('Sweep directory (one run directory per point).',
                             alphas=['0', '0.05', '0.1', '0.15', '0.3'])

@@ -6,7 +6,7 @@ Temperature is fitted on each hard-target run's validation split; ECE is reporte
 """
 from absl import flags
 
-from experiments import common, report, sweep
+from experiments import calibration_section, common, report
 
 common.define_section_flags('Where calibration.{json,md} and reliability.* go.',
                             'Finished run directories (one model and dataset).')
@@ -18,7 +18,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  sweep.calibrate_run_dirs(FLAGS.run_dirs, FLAGS.output_dir, common.data_dir_for_reused_runs(),
+  calibration_section.calibrate_run_dirs(FLAGS.run_dirs, FLAGS.output_dir, common.data_dir_for_reused_runs(),
                            FLAGS.num_bins)
   print(report.write_section_markdown(FLAGS.output_dir, 'calibration'))
 

@@ -9,7 +9,8 @@ import os
 
 from absl import flags
 
-from experiments import common, report, sweep
+from experiments import calibration_section, common, report
+from models import sweep
 
 common.define_section_flags('Sweep and calibration output directory.',
                             'Reuse these finished runs instead of training.',
@@ -29,7 +30,7 @@ def main(argv):
                    data_dir=FLAGS.data_dir, options=common.run_options())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed))
                 for a in alphas]
-  sweep.calibrate_run_dirs(run_dirs, FLAGS.output_dir, common.data_dir_for_reused_runs(),
+  calibration_section.calibrate_run_dirs(run_dirs, FLAGS.output_dir, common.data_dir_for_reused_runs(),
                            FLAGS.num_bins)
   print(report.write_section_markdown(FLAGS.output_dir, 'calibration'))
 

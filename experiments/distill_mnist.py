@@ -14,7 +14,8 @@ import os
 from absl import flags
 
 from data.run_directory import run_files, section_results
-from distillation import seeds, train_student
+from calibration import verdicts
+from distillation import table4, train_student
 from experiments import common, report
 from models import classifier, recipes, run_records
 
@@ -75,15 +76,9 @@ def main(argv):
                    'run_dir': run_files.relative_to(run_dir, FLAGS.output_dir),
                    'test_error': error, 'steps': results['steps_trained']})
   ls_key = f'teacher_ls{FLAGS.teacher_alpha:g}'
-  claims = [  # Table 4: the smoothed teacher is better, its student worse (test error %)
-      dict(first=ls_key, second='teacher_dropout', expected_sign=-1,
-           text='the label-smoothed teacher has lower test error than the dropout teacher'),
-      dict(first=f'student_of_{ls_key}', second='student_of_teacher_dropout', expected_sign=1,
-           text="the label-smoothed teacher's student has higher test error than the dropout "
-                "teacher's")]
-  summary = seeds.summarize_seeds(errors, claims)
+  summary = verdicts.summarize_seeds(errors, table4.claims(ls_key))
   run_dirs = [run_files.resolve(r['run_dir'], FLAGS.output_dir) for r in rows]
-  section_results.write(FLAGS.output_dir, seeds.TABLE4,
+  section_results.write(FLAGS.output_dir, table4.TABLE4,
                         {'rows': rows, 'summary': summary},
                         common.provenance(run_dirs, FLAGS.data_dir))
   print(report.write_section_markdown(FLAGS.output_dir, 'distillation_mnist'))

@@ -19,8 +19,8 @@ import numpy as np
 import data
 from data.run_directory import run_files, section_results
 from distillation import mi_record
-from experiments import common, report, sweep
-from models import classifier, recipes, run_records
+from experiments import common, report
+from models import classifier, recipes, run_records, sweep
 from visualization import distillation as figures
 
 common.define_section_flags(

@@ -16,8 +16,8 @@ import numpy as np
 
 import data
 from data.run_directory import run_files, section_results
-from experiments import common, report, sweep
-from models import classifier
+from experiments import common, report
+from models import classifier, sweep
 from visualization import cluster_statistics, figures, penultimate
 
 common.define_section_flags('Where runs, figure, points and statistics go.',

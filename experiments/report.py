@@ -14,11 +14,11 @@ from absl import flags
 from calibration import metrics
 from calibration import table as calibration_table
 from data.run_directory import run_files, section_results
-from distillation import figure5, mi_record
-from distillation import seeds as seed_stats
-from experiments import common, sweep
+from distillation import figure5, mi_record, table4
+from experiments import common
 from experiments import reference_numbers as ref
-from experiments import translation_section as translation_rules
+from models import sweep
+from models import translation_claims as translation_rules
 from visualization import penultimate
 
 flags.DEFINE_string('results_dir', 'results', 'Folder searched for section result files.')
@@ -359,7 +359,7 @@ SECTIONS = {
     'accuracy': (sweep.ACCURACY, accuracy_section, accuracy_claims),
     'penultimate': (penultimate.RESULT, penultimate_section, penultimate_claims),
     'calibration': (calibration_table.RESULT, calibration_section, calibration_claims),
-    'distillation_mnist': (seed_stats.TABLE4, distillation_section, distillation_claims),
+    'distillation_mnist': (table4.TABLE4, distillation_section, distillation_claims),
     'distillation_cifar10': (figure5.RESULT, cifar10_distillation_section,
                              cifar10_distillation_claims),
     'mutual_information': (mi_record.FIGURE6, mutual_information_section,

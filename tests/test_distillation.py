@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 import tensorflow as tf
 
-from distillation import DistillationLoss, seeds, smoothness_index, train_student
+from calibration import verdicts
+from distillation import DistillationLoss, smoothness_index, train_student
 import distillation
 from distillation.smoothness import matched_temperature
 from models import classifier, recipes, trainer
@@ -220,7 +221,7 @@ def test_seed_summary_matches_scipy_paired_t_test():
   claims = [dict(first='a', second='b', expected_sign=1, text='a is worse'),
             dict(first='a', second='b', expected_sign=-1, text='a is better'),
             dict(first='teacher', second='b', expected_sign=-1, text='the teacher is better')]
-  summary = seeds.summarize_seeds(errors, claims)
+  summary = verdicts.summarize_seeds(errors, claims)
   assert summary['seeds'] == [0, 1, 2, 4] and list(summary['networks']) == ['teacher', 'a', 'b']
   a, b = [0.91, 0.95, 0.88, 0.90], [0.80, 0.86, 0.85, 0.83]
   assert summary['networks']['a']['mean'] == pytest.approx(np.mean(a))
@@ -235,9 +236,9 @@ def test_seed_summary_matches_scipy_paired_t_test():
       'holds beyond seed noise']
   noisy = {s: {'a': 0.9 + e, 'b': 0.9} for s, e in enumerate([0.05, -0.04, 0.03, -0.05])}
   assert stats.ttest_rel([v['a'] for v in noisy.values()], [0.9] * 4).pvalue > 0.05
-  assert seeds.summarize_seeds(noisy, claims[:1])['claims'][0]['verdict'] == (
+  assert verdicts.summarize_seeds(noisy, claims[:1])['claims'][0]['verdict'] == (
       'not established beyond seed noise')
-  single = seeds.summarize_seeds({0: {'a': 1.0, 'b': 0.5}}, claims[:1])['claims'][0]
+  single = verdicts.summarize_seeds({0: {'a': 1.0, 'b': 0.5}}, claims[:1])['claims'][0]
   assert single['n'] == 1 and np.isnan(single['p_value'])
   assert single['verdict'] == 'not observable with one seed'
 
@@ -245,14 +246,14 @@ def test_seed_summary_matches_scipy_paired_t_test():
 def test_sampling_verdicts_on_hand_made_accuracies():
   """One run per side, 10,000 images: the standard error of 0.86 - 0.85 is
   sqrt((0.86 * 0.14 + 0.85 * 0.15) / 10,000) = 0.004979; 1.96 of them are 0.98 points."""
-  se = seeds.accuracy_difference_se(0.86, 0.85, 10_000)
+  se = verdicts.accuracy_difference_se(0.86, 0.85, 10_000)
   assert se == pytest.approx(np.sqrt((0.86 * 0.14 + 0.85 * 0.15) / 10_000), rel=1e-12)
   assert se == pytest.approx(0.004979, abs=1e-6)
   points = 100 * se
-  assert seeds.sampling_verdict(1.0, points, 1) == 'holds beyond sampling error'
-  assert seeds.sampling_verdict(-1.0, points, 1) == 'the opposite holds beyond sampling error'
-  assert seeds.sampling_verdict(-1.0, points, -1) == 'holds beyond sampling error'
-  assert seeds.sampling_verdict(0.9, points, 1) == (
+  assert verdicts.sampling_verdict(1.0, points, 1) == 'holds beyond sampling error'
+  assert verdicts.sampling_verdict(-1.0, points, 1) == 'the opposite holds beyond sampling error'
+  assert verdicts.sampling_verdict(-1.0, points, -1) == 'holds beyond sampling error'
+  assert verdicts.sampling_verdict(0.9, points, 1) == (
       'not observable at this precision (+-0.98, 95%)')
 
 

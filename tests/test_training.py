@@ -218,8 +218,8 @@ def test_a_run_writes_everything_through_gfile(shared_data):
   assert run_files.read_json(out + '/results.json') == results
   _, splits = classifier.run_logits(out)
   assert splits['test'][0].shape == (10000, 10)
-  from experiments import report, sweep  # pylint: disable=g-import-not-at-top  (sections)
-  sweep.calibrate_run_dirs([out], 'ram://label_smoothing_test/calibration')
+  from experiments import calibration_section, report  # pylint: disable=g-import-not-at-top
+  calibration_section.calibrate_run_dirs([out], 'ram://label_smoothing_test/calibration')
   report.write_section_markdown('ram://label_smoothing_test/calibration', 'calibration')
   assert set(tf.io.gfile.listdir('ram://label_smoothing_test/calibration')) == {
       'calibration.json', 'calibration.md', 'reliability.png', 'reliability.pdf',

@@ -20,7 +20,7 @@ import calibration
 from data import translation
 from data.run_directory import run_files
 from experiments import report, translation_section
-from experiments.translation_section import paper_claims, recorded_claims, seed_claims
+from models.translation_claims import paper_claims, recorded_claims, seed_claims
 from models import beam_search, recipes, run_records, trainer, translation_eval
 from models import translation_training
 from models.losses import TokenCrossEntropy

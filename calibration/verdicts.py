@@ -10,10 +10,6 @@ accuracies it compares. Each rule answers one of: holds, the opposite holds, not
 import numpy as np
 from scipy import stats
 
-from data.run_directory import section_results
-
-# Table 4 over seeds (experiments.distill_mnist): the networks' test errors and the claims.
-TABLE4 = section_results.Kind('distillation_mnist', 'distill_mnist.json')
 
 
 def mean_std(values):

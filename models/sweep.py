@@ -1,10 +1,10 @@
-"""Runs (or collects finished) training runs over a grid, one run directory per point."""
+"""Paper Table 2's sweep: trains (or collects finished) classifier runs over a grid of alpha and
+seeds, one run directory per point, and their accuracy result."""
 import os
 
-from calibration import metrics, table
-from data.run_directory import run_files, section_results
-from distillation.seeds import mean_std
-from experiments import common
+from calibration import metrics
+from calibration.verdicts import mean_std
+from data.run_directory import section_results
 from models import classifier, recipes
 
 ACCURACY = section_results.Kind('accuracy', 'table.json')  # Table 2's sweep
@@ -50,26 +50,3 @@ def write_table(rows, output_dir, model, dataset, provenance, split='test'):
       'title': f'{model} on {dataset}: accuracy vs label smoothing', 'model': model,
       'dataset': dataset, 'split': split, 'num_bins': metrics.NUM_BINS, 'rows': rows},
                         provenance)
-
-
-def calibrate_run_dirs(run_dirs, output_dir, data_dir=None, num_bins=15):
-  """Paper Table 3 and the reliability diagram for finished runs of one model and dataset."""
-  from visualization import reliability  # pylint: disable=g-import-not-at-top  (matplotlib)
-  runs, configs = [], []
-  for run_dir in run_dirs:
-    config, splits = classifier.run_logits(run_dir, data_dir)
-    if 'validation' not in splits:
-      raise ValueError(f'{run_dir} has no validation split (validation_size=0); temperature '
-                       'scaling needs one.')
-    configs.append(config)
-    runs.append(dict(alpha=config.label_smoothing, **splits))
-  if len({(c.model, c.dataset) for c in configs}) != 1:
-    raise ValueError('--run_dirs mix models or datasets; calibrate one model/dataset at a time.')
-  result = table.calibration_table(runs, num_bins)
-  model, dataset = configs[0].model, configs[0].dataset
-  run_files.make_dir(output_dir)
-  reliability.plot_reliability(table.reliability_curves(result, runs),
-                               os.path.join(output_dir, 'reliability'), f'{model} on {dataset}',
-                               num_bins)
-  table.write_calibration(result, output_dir, model, dataset,
-                          common.provenance(run_dirs, data_dir), num_bins)
