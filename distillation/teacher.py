@@ -95,7 +95,8 @@ class StudentTask(classifier.ClassifierTask):
     return _joined(model, view, teacher(view, training=False))
 
   def train_dataset(self, start_step):
-    stream = functools.partial(classifier.train_dataset, self.config, self.data_dir, start_step)
+    stream = functools.partial(classifier.train_dataset, self.config, self.data_dir, start_step,
+                               self.steps)
     if self.mode != 'cached':
       return stream(teacher_view=self.teacher_config.preprocessing)
     table = tf.constant(self.teacher_logits)

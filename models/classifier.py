@@ -56,12 +56,12 @@ def build_loss(config):
                               convention=config.label_smoothing_convention)
 
 
-def train_dataset(config, data_dir, start_step, **kwargs):
+def train_dataset(config, data_dir, start_step, total_steps, **kwargs):
   """The recipe's augmented training stream, continuing at `start_step` (endless, or the run's
-  remaining steps for a streamed dataset); with an auxiliary head, labels for both outputs."""
+  remaining steps of its `total_steps` for a streamed dataset); with an auxiliary head, labels
+  for both outputs."""
   if data.DATASETS[config.dataset].streamed:
-    num_train = data.num_examples(config.dataset, 'train', data_dir, config.validation_size)
-    kwargs.setdefault('num_steps', recipes.total_steps(config, num_train) - start_step)
+    kwargs.setdefault('num_steps', total_steps - start_step)
     kwargs.setdefault('dtype_policy', config.dtype_policy)  # bfloat16 images leave the host
   if config.image_size:
     kwargs.setdefault('image_size', config.image_size)
@@ -209,10 +209,11 @@ class ClassifierTask(trainer.Task):
     return model, trained
 
   def train_dataset(self, start_step):
-    return train_dataset(self.config, self.data_dir, start_step)
+    return train_dataset(self.config, self.data_dir, start_step, self.steps)
 
   def pipeline_dataset(self, start_step, context):
-    return train_dataset(self.config, self.data_dir, start_step, input_context=context)
+    return train_dataset(self.config, self.data_dir, start_step, self.steps,
+                         input_context=context)
 
   def callbacks(self, model, chief, log):
     if not self.config.select_by_validation:
