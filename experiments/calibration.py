@@ -18,8 +18,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  calibration_section.calibrate_run_dirs(FLAGS.run_dirs, FLAGS.output_dir, common.data_dir_for_reused_runs(),
-                           FLAGS.num_bins)
+  calibration_section.calibrate_run_dirs(FLAGS.run_dirs, FLAGS.output_dir,
+                                         common.data_dir_for_reused_runs(), FLAGS.num_bins)
   print(report.write_section_markdown(FLAGS.output_dir, 'calibration'))
 
 

@@ -30,8 +30,8 @@ def main(argv):
                    data_dir=FLAGS.data_dir, options=common.run_options())
     run_dirs = [os.path.join(FLAGS.output_dir, sweep.run_dir_name(a, FLAGS.seed))
                 for a in alphas]
-  calibration_section.calibrate_run_dirs(run_dirs, FLAGS.output_dir, common.data_dir_for_reused_runs(),
-                           FLAGS.num_bins)
+  calibration_section.calibrate_run_dirs(run_dirs, FLAGS.output_dir,
+                                         common.data_dir_for_reused_runs(), FLAGS.num_bins)
   print(report.write_section_markdown(FLAGS.output_dir, 'calibration'))
 
 

@@ -116,8 +116,9 @@ def define_number_list(name, default, help_text, kind=float, lower=None, upper=N
 
 def define_config_flags(config_type, registry, exclude=(), flag_values=FLAGS, **defaults):
   """One flag per field of a config dataclass (but `exclude`), typed from its annotation, with
-  the help text beside each field and enums from its registries (models.recipes.choices). A flag left unset
-  is None, so the recipe in `registry` decides, unless `defaults` gives the flag a default."""
+  the help text beside each field and enums from its registries (models.recipes.choices). A
+  flag left unset is None, so the recipe in `registry` decides, unless `defaults` gives the
+  flag a default."""
   hints = typing.get_type_hints(config_type)
   choices = recipes.choices(config_type)
   for field in dataclasses.fields(config_type):

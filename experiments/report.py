@@ -132,7 +132,8 @@ def distillation_section(results_dir, where, table):
   lines = []
   summary = table['summary']
   labels = {r['key']: r['label'] for r in table['rows']}
-  lines += _heading(results_dir, where, table, f'### MNIST distillation, test error % ({_label(where)})')
+  lines += _heading(results_dir, where, table,
+                    f'### MNIST distillation, test error % ({_label(where)})')
   lines += _table_head(['network', 'this project', ref.PAPER, ref.REPLICATION])
   for key, s in summary['networks'].items():
     refs = ref.DISTILLATION_MNIST.get(key, {})
@@ -152,7 +153,8 @@ def cifar10_distillation_section(results_dir, where, table):
   """Figure 5: accuracy against gamma for teachers and students, and the paper's findings."""
   lines = []
   split = table['split']
-  lines += _heading(results_dir, where, table, f'### CIFAR-10 distillation, Figure 5 ({_label(where)}, '
+  lines += _heading(results_dir, where, table,
+                    f'### CIFAR-10 distillation, Figure 5 ({_label(where)}, '
                     f'{split} accuracy %)')
   progress = table.get('progress')
   if progress and progress['finished'] < progress['planned']:
@@ -240,7 +242,8 @@ def translation_section(results_dir, where, table):
   lines = []
   paper = ref.TRANSLATION[ref.PAPER]
   s = table.get('summary')
-  lines += _heading(results_dir, where, table, f'### Translation ({_label(where)}): next-token ECE on '
+  lines += _heading(results_dir, where, table,
+                    f'### Translation ({_label(where)}): next-token ECE on '
                     'validation tokens, BLEU uncased intl')
   lines += _table_head(['Table 3', 'this project', f'{ref.PAPER} (WMT14 EN-DE)'])
   if s:

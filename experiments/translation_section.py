@@ -20,6 +20,7 @@ from visualization import translation as figure
 def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   """Evaluates every run and writes the section's result and figures (its markdown is
   experiments.report's rendering of that result)."""
+  at = claims.at_temperature
   seeds = [translation_training.finished_config(d)[0].seed for d in run_dirs]
   first_seed = min(seeds)  # only its runs' logits are drawn
   every_seed = [translation_training.evaluate_run(d, settings, data_dir,
@@ -34,21 +35,21 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   for e in evaluations:
     fitted = e['tokens']['fitted_temperature']
     for t in ([1.0, fitted] if e is hard else [1.0]):
-      tokens = claims.at_temperature(e['tokens']['sweep'], t)
+      tokens = at(e['tokens']['sweep'], t)
       row = {'alpha': e['alpha'], 'temperature': t,
              **{k: tokens[k] for k in ('accuracy', 'nll', 'ece')},
-             'bleu_validation': claims.at_temperature(e['validation_bleu'], t)['uncased_intl']['score'],
-             'bleu_test': claims.at_temperature(e['test_bleu'], t)['uncased_intl']['score'],
-             'bleu_test_cased_13a': claims.at_temperature(e['test_bleu'], t)['cased_13a']['score']}
+             'bleu_validation': at(e['validation_bleu'], t)['uncased_intl']['score'],
+             'bleu_test': at(e['test_bleu'], t)['uncased_intl']['score'],
+             'bleu_test_cased_13a': at(e['test_bleu'], t)['cased_13a']['score']}
       table.append(row)
   summary = {}
   if hard and smoothed:
-    best = min(smoothed, key=lambda e: claims.at_temperature(e['tokens']['sweep'], 1.0)['ece'])
-    summary = {'hard_targets_ece': claims.at_temperature(hard['tokens']['sweep'], 1.0)['ece'],
-               'temperature_scaled': (claims.at_temperature(hard['tokens']['sweep'],
+    best = min(smoothed, key=lambda e: at(e['tokens']['sweep'], 1.0)['ece'])
+    summary = {'hard_targets_ece': at(hard['tokens']['sweep'], 1.0)['ece'],
+               'temperature_scaled': (at(hard['tokens']['sweep'],
                                           hard['tokens']['fitted_temperature'])['ece'],
                                       hard['tokens']['fitted_temperature']),
-               'label_smoothing': (claims.at_temperature(best['tokens']['sweep'], 1.0)['ece'], best['alpha'])}
+               'label_smoothing': (at(best['tokens']['sweep'], 1.0)['ece'], best['alpha'])}
     cross = hard['tokens']['cross_fitted']
     summary['temperature_scaled_held_out'] = (cross['ece'], cross['temperatures'],
                                               cross['bleu']['uncased_intl']['score'])
@@ -61,8 +62,8 @@ def evaluate_and_write(run_dirs, output_dir, settings, data_dir=None):
   figure.temperature_figure(
       [(f'alpha={e["alpha"]:g}', [r['temperature'] for r in e['validation_bleu']],
         [r['uncased_intl']['score'] for r in e['validation_bleu']],
-        [claims.at_temperature(e['tokens']['sweep'], r['temperature'])['ece'] for r in e['validation_bleu']],
-        [claims.at_temperature(e['tokens']['sweep'], r['temperature'])['nll'] for r in e['validation_bleu']])
+        [at(e['tokens']['sweep'], r['temperature'])['ece'] for r in e['validation_bleu']],
+        [at(e['tokens']['sweep'], r['temperature'])['nll'] for r in e['validation_bleu']])
        for e in evaluations], os.path.join(output_dir, 'figure4'),
       'Transformer: BLEU, next-token ECE and NLL against temperature (validation)')
   if hard:

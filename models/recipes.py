@@ -16,10 +16,6 @@ def _field(default=dataclasses.MISSING, *, help):  # pylint: disable=redefined-b
   return dataclasses.field(default=default, metadata={'help': help})
 
 
-def help_text(config_type, name):
-  return next(f.metadata['help'] for f in dataclasses.fields(config_type) if f.name == name)
-
-
 DTYPE_POLICIES = ('float32', 'mixed_bfloat16')
 TEACHER_OUTPUTS = (None, 'on_the_fly', 'cached')
 LR_SCHEDULES = ('piecewise', 'linear', 'constant')
