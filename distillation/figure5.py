@@ -377,9 +377,9 @@ def findings(points, split='validation'):
                                                      _num_examples(p, split))
       above.append((p['setting'], acc(p) - 100.0 * base, se))
   if above:
-    verdicts = [verdicts.sampling_verdict(d, se, expected_sign=1) for _, d, se in above]
-    beyond = verdicts.count('holds beyond sampling error')
-    below = verdicts.count('the opposite holds beyond sampling error')
+    outcomes = [verdicts.sampling_verdict(d, se, expected_sign=1) for _, d, se in above]
+    beyond = outcomes.count('holds beyond sampling error')
+    below = outcomes.count('the opposite holds beyond sampling error')
     out['every_temperature_beats_baseline'] = {
         'text': 'every temperature-distilled student beats the student baseline at its gamma',
         'test': 'one seed, baseline interpolated in gamma: beyond 1.96 binomial standard errors?',
