@@ -43,7 +43,7 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   _write(str(run / 'NOTE.md'), 'Stand-in data, 30,000 of 390,000 steps.')
   _write(str(run / 'table.json'), {
       'model': 'alexnet', 'dataset': 'cifar10', 'split': 'validation',
-      'num_bins': 15, 'rows': [{'alpha': 0.0, 'num_seeds': 1, 'steps': 30000, 'accuracy': 80.02,
+      'num_bins': 20, 'rows': [{'alpha': 0.0, 'num_seeds': 1, 'steps': 30000, 'accuracy': 80.02,
                                 'accuracy_std': 0.0, 'nll': 0.5786, 'ece': 0.0134}]}, 'accuracy')
   # No published ECE exists for this model: the table has no reference column.
   _write(str(run / 'calibration' / 'calibration.json'), {
@@ -68,7 +68,7 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
   accuracy = dict((row[0], row[1:]) for row in tables[0][2:])
   assert accuracy['0'] == ['80.02 (1 seed(s), 30000 steps)', '0.5786', '0.0134',
                            '86.80 +- 0.20', '85.01']
-  assert tables[0][0][3] == 'ECE (15 bins)'
+  assert tables[0][0][3] == 'ECE (20 bins)'  # the recorded count, not the default's 15
   # accuracy sections come first; then the calibration table: label, T, accuracy, NLL, ECE
   assert tables[2][2] == ['alpha=0', '1.000', '80.00', '0.6000', '0.019']
   assert tables[2][3] == ['alpha=0 + temperature scaling', '1.063', '80.00', '0.5900', '0.011']
