@@ -421,10 +421,8 @@ def write_section_markdown(output_dir, kind):
   """A section binary's own markdown (<result file>.md beside its result): the same renderer
   as the section's part of REPORT.md; returns the text."""
   section, render, _ = SECTIONS[kind]
-  text = '\n'.join(line for _, where, result in section_results.read_all(output_dir, [section])
-                    if where == '.' for line in render(output_dir, where, result))
-  result_file = section.filename
-  run_files.write_text(os.path.join(output_dir, os.path.splitext(result_file)[0] + '.md'),
+  text = '\n'.join(render(output_dir, '.', section_results.read(output_dir, section)))
+  run_files.write_text(os.path.join(output_dir, os.path.splitext(section.filename)[0] + '.md'),
                        text + '\n')
   return text
 

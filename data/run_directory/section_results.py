@@ -80,6 +80,15 @@ def write(output_dir, kind, result, provenance_record):
   return path
 
 
+def read(folder, kind):
+  """The result of `kind` (a Kind) written in `folder`, checked against the contract."""
+  path = os.path.join(folder, kind.filename)
+  result = run_files.read_json(path, fix='rerun the section binary that wrote it '
+                               '(results/README.md gives each command)')
+  _check(path, result, kind.name)
+  return result
+
+
 def read_all(results_dir, kinds):
   """[(kind name, folder relative to results_dir, result)] of every section result of these
   kinds (Kinds) below results_dir, in the order of `kinds`, folders sorted."""
@@ -87,11 +96,8 @@ def read_all(results_dir, kinds):
   found = {kind.name: [] for kind in kinds}
   for folder, _, files in run_files.gfile.walk(results_dir):
     for filename in set(files) & set(of_file):
-      path = os.path.join(folder, filename)
-      result = run_files.read_json(path, fix='rerun the section binary that wrote it '
-                                   '(results/README.md gives each command)')
-      _check(path, result, of_file[filename].name)
-      found[of_file[filename].name].append((os.path.relpath(folder, results_dir), result))
+      kind = of_file[filename]
+      found[kind.name].append((os.path.relpath(folder, results_dir), read(folder, kind)))
   return [(kind.name, where, result) for kind in kinds
           for where, result in sorted(found[kind.name], key=lambda found: found[0])]
 
