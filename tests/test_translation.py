@@ -344,7 +344,8 @@ def test_recorded_claims_apply_the_current_rules_to_stored_numbers():
                   for split in ('validation', 'test')}
   result = {'curves': [_evaluation(0.0, 0.06, {1.0: 1.5, 1.2: 1.45}, {1.0: 30.0, 1.2: 30.4}),
                        _evaluation(0.1, 0.02, {1.0: 1.6}, {1.0: 31.0})],
-            'summary': {'label_smoothing': [0.02, 0.1], 'bleu_significance': significance,
+            'summary': {'claims': [], 'label_smoothing': [0.02, 0.1],
+                        'bleu_significance': significance,
                         'across_seeds': {'seeds': [0, 1, 2], 'networks': {
                             k: {'per_seed': v} for k, v in per_seed.items()}}}}
   claims, across = recorded_claims(result)
@@ -354,6 +355,18 @@ def test_recorded_claims_apply_the_current_rules_to_stored_numbers():
   want = stats.ttest_rel(np.add(hard_1, ls_gain), np.add(hard_1, ts_gain))
   assert scaling['p_value'] == pytest.approx(want.pvalue, rel=1e-9) and want.pvalue < 0.005
   assert scaling['verdict'] == 'holds beyond seed noise'
+  # The claims table: across seeds, the paired test; one seed alone, observations only (no
+  # seed spread to give a precision), never a bold verdict.
+  rows = dict(report.translation_claims(result))
+  assert rows['Figure 4 / Table 3: ' + scaling['text']].startswith(
+      '**holds beyond seed noise** (paired t-test over 3 seeds: +1.42 +- 0.12, p = 0.003)')
+  del result['summary']['across_seeds']
+  rows = report.translation_claims(result)
+  assert len(rows) == 4 and all(
+      verdict.startswith('observed only (one run, no precision computed): ')
+      and '**' not in verdict for _, verdict in rows)
+  assert rows[3][1].endswith('validation BLEU gain of temperature scaling +0.40 (T=1.20) '
+                             "against label smoothing's +1.00")
 
 
 def test_claims_across_seeds_pair_each_seeds_runs():
