@@ -275,6 +275,16 @@ def point(run, results, output_dir):
   return out
 
 
+def teacher_steps(result, folder):
+  """Training steps of a section result's hard-target teacher (0 before it has finished), read
+  from its run's config.json: the report leads with the longest teacher schedule."""
+  hard = [p for p in result['points'] if p['group'] == 'teacher' and p['setting'] == 0.0]
+  if not hard:
+    return 0
+  config, _ = run_records.read_run_config(run_files.resolve(hard[0]['run_dir'], folder))
+  return config.train_steps
+
+
 def finished_point(run, output_dir):
   """The point of a finished run, None while it is not finished (read only; a directory that
   holds another config is refused)."""

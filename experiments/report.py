@@ -396,7 +396,7 @@ def claims_table(results_dir):
            'Each verdict says what was tested and at what precision; "observed only" rows are '
            'numbers without a test. The sections below give every number.', '',
            *_table_head(['claim (paper)', 'our setting', 'verdict (test, precision)', 'section'])]
-  for kind, where, result in section_results.read_all(results_dir, KINDS):
+  for kind, where, result in _results(results_dir, KINDS):
     _, render, claims = SECTIONS[kind]
     title = render(results_dir, where, result)[0]
     for claim, verdict in claims(result):
@@ -429,10 +429,24 @@ def write_section_markdown(output_dir, kind):
 def section_lines(results_dir, kinds=tuple(SECTIONS)):
   """The report's lines for every result of these kinds (names) below results_dir."""
   lines = []
-  for kind, where, result in section_results.read_all(results_dir,
-                                                      [SECTIONS[k][0] for k in kinds]):
+  for kind, where, result in _results(results_dir, [SECTIONS[k][0] for k in kinds]):
     lines += SECTIONS[kind][1](results_dir, where, result)
   return lines
+
+
+def _results(results_dir, kinds):
+  """section_results.read_all in the report's order: within a kind, the distillation sections
+  with the longest teacher schedule first (the paper's 64k steps before a reduced run), then
+  by folder."""
+  names = [kind.name for kind in kinds]
+
+  def order(found):
+    kind, where, result = found
+    steps = (figure5.teacher_steps(result, os.path.join(results_dir, where))
+             if kind == figure5.RESULT.name else 0)
+    return names.index(kind), -steps
+
+  return sorted(section_results.read_all(results_dir, kinds), key=order)
 
 
 def build_report(results_dir):

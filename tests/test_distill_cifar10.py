@@ -8,9 +8,10 @@ import pytest
 from scipy import stats
 import tensorflow as tf
 
-from data.run_directory import run_files
+from data.run_directory import run_files, section_results
 from distillation import figure5
 from distillation.smoothness import smoothness_index
+from experiments import report
 from models import recipes, run_records, trainer
 from tests.conftest import run_binary, write_cifar10_bin
 
@@ -269,3 +270,29 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
     progress = json.load(f)['progress']
   assert progress == {'finished': len(groups), 'planned': len(groups) + 1}
   assert f'**Partial: {len(groups)} of the {len(groups) + 1} planned runs' in partial.stdout
+
+
+def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
+  """Two Figure 5 sections whose folders sort the reduced one ('a_reduced', 16-step teachers)
+  first: the report shows the longer schedule ('b_paper', 64 steps) first, in the claims table
+  and in the sections."""
+  for name, steps in (('a_reduced', 16), ('b_paper', 64)):
+    out = str(tmp_path / name)
+    grid = figure5.Grid(out, [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
+                        teacher_steps=steps)
+    points = []
+    for alpha in grid.alphas:
+      run = grid.run('teacher', alpha, 0)
+      _fake_finished_run(run.run_dir, run.config)
+      points.append(figure5.point(run, {'metrics': {'validation': {
+          'accuracy': 0.9, 'num_examples': 10_000}}}, out))
+    section_results.write(out, figure5.RESULT, {'split': 'validation', 'points': points,
+                                                'summary': {}},
+                          {'command': 'python -m experiments.distill_cifar10', 'cpu': 'a CPU',
+                           'seeds': [0], 'data': {'cifar10': 'stand-in'}, 'wall_seconds': 60.0,
+                           'date': '2026-12-03T00:00:00+00:00', 'software': {}})
+  text = report.build_report(str(tmp_path))
+  table, sections = text.split('## Sections')
+  rows = [line for line in table.splitlines() if line.startswith('| Figure 5')]
+  assert len(rows) == 2 and '[b_paper](' in rows[0] and '[a_reduced](' in rows[1]
+  assert 0 < sections.index('(b_paper, validation') < sections.index('(a_reduced, validation')
