@@ -70,3 +70,16 @@ def evaluate_logits(logits, labels, num_bins=NUM_BINS, temperature=1.0):
   if np.shape(logits)[-1] > 10:
     metrics['top5_accuracy'] = top_k_accuracy(logits, labels, 5)
   return metrics
+
+
+def bootstrap_ece(logits, labels, indices, num_bins=NUM_BINS, temperature=1.0):
+  """ECE on each row of `indices` (resamples of the examples, shape (resamples, n)), computed
+  at once: a bin's |acc_b - conf_b| n_b / N is |sum over its examples of (correct - conf)| / N."""
+  probs = softmax(logits, temperature)
+  confidences = probs.max(axis=-1)
+  gap = (probs.argmax(axis=-1) == labels) - confidences
+  bins = bin_index(confidences, num_bins)
+  resamples, n = np.shape(indices)
+  keys = (np.arange(resamples)[:, None] * num_bins + bins[indices]).ravel()
+  sums = np.bincount(keys, gap[indices].ravel(), resamples * num_bins)
+  return np.abs(sums.reshape(resamples, num_bins)).sum(axis=1) / n

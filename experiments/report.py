@@ -122,6 +122,10 @@ def calibration_section(results_dir, where, table):
                                 default=(math.nan, math.nan))) for s in refs]
     lines.append(_row(['label smoothing, best alpha (Table 3)', '', '', '',
                        _ece_at_alpha(best['ece'], best['alpha']), *cells]))
+  found = calibration_table.claims(table.get('summary', {}))
+  if found:
+    lines += ['', f'Paper claims (Table 3; test: {found[0]["test"]}):', '']
+    lines += [f'- {c["text"]}: {c["observed"]}: **{c["verdict"]}**.' for c in found]
   lines.append('')
   return lines
 
@@ -304,6 +308,10 @@ def calibration_claims(table):
   s = table.get('summary', {})
   if not s.get('label_smoothing') or not s.get('temperature_scaled'):
     return []
+  found = calibration_table.claims(s)
+  if found:
+    return [(f'Table 3: {c["text"]}', f'**{c["verdict"]}** ({c["test"]}: {c["observed"]})')
+            for c in found]
   ls, ts = s['label_smoothing'], s['temperature_scaled']
   return [('Table 3 / Figure 2: label smoothing calibrates about as well as temperature scaling',
            _observed(f'ECE {s["hard_targets_ece"]:.3f} hard targets, {ts["ece"]:.3f} '

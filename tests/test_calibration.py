@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import calibration
-from calibration import metrics
+from calibration import metrics, table as calibration_table, verdicts
 from tests.conftest import run_binary, to_planes
 from visualization import reliability
 
@@ -113,6 +113,59 @@ def test_cross_fitted_scaling_fits_each_half_and_scores_the_other():
   assert got['nll'] >= calibration.nll(logits, labels, in_sample)  # out of sample: no better
 
 
+def test_bootstrap_ece_is_the_ece_of_each_resample():
+  """Against metrics.ece (tested by hand above) on each resample, one at a time."""
+  logits, labels = _calibrated_logits(400, seed=5)
+  indices = np.random.default_rng(1).integers(0, 400, (7, 400))
+  for t in (1.0, 2.5):
+    want = [calibration.ece(logits[i], labels[i], 15, t) for i in indices]
+    np.testing.assert_allclose(metrics.bootstrap_ece(logits, labels, indices, 15, t), want,
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_interval_and_share_verdicts_on_hand_made_intervals():
+  assert verdicts.interval_verdict([-0.05, -0.01], -1) == 'holds beyond sampling error'
+  assert verdicts.interval_verdict([0.01, 0.03], -1) == 'the opposite holds beyond sampling error'
+  assert verdicts.interval_verdict([-0.01, 0.02], -1) == (
+      'not observable at this precision (95% interval -0.010 to +0.020)')
+  gain = [0.05, 0.10]  # temperature scaling lowers the ECE beyond sampling error
+  assert verdicts.share_verdict(gain, [0.80, 1.10]) == 'holds beyond sampling error'
+  assert verdicts.share_verdict(gain, [0.73, 0.90]) == 'holds beyond sampling error'  # the bound
+  assert verdicts.share_verdict(gain, [0.20, 0.50]) == 'does not hold beyond sampling error'
+  assert verdicts.share_verdict(gain, [0.50, 0.90]) == 'not established at this precision'
+  assert verdicts.share_verdict([-0.002, 0.01], None).startswith(
+      'not observable: temperature scaling does not lower the hard-target ECE')
+
+
+def _calibration_runs(scale, smoothed):
+  """A hard-target run whose logits are `scale` x calibrated ones (over-confident above 1), and
+  a label-smoothing run whose logits are `smoothed`(hard logits, its fitted temperature)."""
+  splits = {s: _calibrated_logits(4000, seed=seed) for s, seed in (('validation', 6),
+                                                                     ('test', 7))}
+  hard = {s: (logits * scale, labels) for s, (logits, labels) in splits.items()}
+  t = calibration.fit_temperature(*hard['validation'], split='validation')
+  return [dict(alpha=0.0, **hard),
+          dict(alpha=0.1, **{s: (smoothed(z, t), y) for s, (z, y) in hard.items()})]
+
+
+def test_table_3_verdicts_from_the_paired_bootstrap():
+  """Label smoothing that equals temperature scaling (the hard logits divided by the fitted T)
+  reaches exactly all of its gain on every resample; one that keeps the hard logits reaches
+  none; on an already calibrated hard-target network there is no gain to share."""
+  claims = lambda runs: calibration_table.claims(calibration_table.calibration_table(runs)[
+      'summary'])
+  lowered, as_well = claims(_calibration_runs(3.0, lambda z, t: z / t))
+  assert lowered['verdict'] == 'holds beyond sampling error'
+  assert as_well['verdict'] == 'holds beyond sampling error'
+  assert 'share of the reduction 95% interval 1.00 to 1.00' in as_well['observed']
+  lowered, as_well = claims(_calibration_runs(3.0, lambda z, t: z * 1.0))
+  assert lowered['verdict'].startswith('not observable at this precision (95% interval +0.000 '
+                                       'to +0.000)')
+  assert as_well['verdict'] == 'does not hold beyond sampling error'
+  _, as_well = claims(_calibration_runs(1.0, lambda z, t: z / 2.0))
+  assert as_well['verdict'].startswith('not observable: temperature scaling does not lower')
+
+
 def test_nll_matches_float64_reference():
   logits, labels = _calibrated_logits(500, seed=3)
   p = np.exp(logits / 2.0)
@@ -172,7 +225,8 @@ def test_calibration_cifar100_binary_smoke(tmp_path):
   with open(os.path.join(out, 'calibration.json')) as f:
     table = json.load(f)
   assert [r['kind'] for r in table['rows']] == ['label_smoothing'] * 2 + ['temperature_scaled']
-  assert set(table['summary']) == {'hard_targets_ece', 'temperature_scaled', 'label_smoothing'}
+  assert set(table['summary']) == {'hard_targets_ece', 'temperature_scaled', 'label_smoothing',
+                                   'bootstrap'}
   assert table['summary']['label_smoothing']['alpha'] == 0.05
   assert os.path.exists(os.path.join(out, 'reliability.png'))
   # The generic binary reuses the finished runs (no retraining) and gives the same table.
