@@ -71,7 +71,12 @@ def _provenance_line(record):
   data = ', '.join(f'{name} {identity}' for name, identity in record['data'].items())
   return (f'Provenance: `{record["command"]}`; {record["cpu"]}; seeds '
           f'{", ".join(map(str, record["seeds"]))}; data: {data}; wall time of this command '
-          f'{record["wall_seconds"] / 60:.1f} min; {record["date"]}.')
+          f'{_duration(record["wall_seconds"])}; {record["date"]}.')
+
+
+def _duration(seconds):
+  """Seconds below a minute (a section rerun from its logits takes a few), minutes above."""
+  return f'{seconds:.0f} s' if seconds < 60 else f'{seconds / 60:.1f} min'
 
 
 def _row(cells):

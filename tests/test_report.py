@@ -85,6 +85,11 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
                     '1.5 min') == 3
 
 
+
+def test_a_command_of_seconds_shows_its_seconds():
+  # A section rerun from committed logits takes seconds: '0.1 min' would hide it as nothing.
+  assert [report._duration(s) for s in (7.4, 59.4, 90)] == ['7 s', '59 s', '1.5 min']
+
 def test_figure_6_shows_each_run_and_the_spread_at_initialization(tmp_path):
   steps = [0, 500, 1000]
   _write(str(tmp_path / 'mi' / 'mutual_information_points.json'), {
