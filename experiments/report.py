@@ -389,12 +389,16 @@ def _anchor(title):
   return '#' + text.replace(' ', '-')
 
 
-def _setting(results_dir, where, result):
-  """The first bold phrase of the folder's NOTE.md (what the numbers are: data, schedule), the
-  data and the seeds."""
+def _note_phrase(results_dir, where, result):
+  """The first bold phrase of the folder's NOTE.md: what the numbers are (data, schedule)."""
   note = next((line for line in _heading(results_dir, where, result, '')[2:3]
                if line.startswith('**')), '')
-  bold = note.split('**')[1] if note.count('**') >= 2 else 'no NOTE.md: see the section'
+  return note.split('**')[1] if note.count('**') >= 2 else 'no NOTE.md: see the section'
+
+
+def _setting(results_dir, where, result):
+  """What the numbers are (the NOTE.md's first bold phrase), the data and the seeds."""
+  bold = _note_phrase(results_dir, where, result)
   record = result['provenance']
   if not record.get('recorded', True):
     return bold
@@ -404,17 +408,23 @@ def _setting(results_dir, where, result):
 
 def claims_table(results_dir):
   """One row per claim of the paper checked by a result: the claim, our setting, the verdict
-  with its test and precision, and a link to the section below."""
+  with its test and precision, and a link to the section below. A result its NOTE.md calls
+  superseded (a reading the project no longer uses) keeps its section but no rows."""
   lines = ['## The paper\'s claims at a glance', '',
            'Each verdict says what was tested and at what precision; "observed only" rows are '
            'numbers without a test. The sections below give every number.', '',
            *_table_head(['claim (paper)', 'our setting', 'verdict (test, precision)', 'section'])]
+  superseded = []
   for kind, where, result in _results(results_dir, KINDS):
     _, render, claims = SECTIONS[kind]
-    title = render(results_dir, where, result)[0]
+    link = f'[{where}]({_anchor(render(results_dir, where, result)[0])})'
+    if 'superseded' in _note_phrase(results_dir, where, result).lower():
+      superseded.append(link)
+      continue
     for claim, verdict in claims(result):
-      lines.append(_row([claim, _setting(results_dir, where, result), verdict,
-                         f'[{where}]({_anchor(title)})']))
+      lines.append(_row([claim, _setting(results_dir, where, result), verdict, link]))
+  if superseded:
+    lines += ['', f'Superseded comparison runs, in their sections only: {", ".join(superseded)}.']
   return lines + ['']
 
 

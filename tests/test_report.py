@@ -113,6 +113,23 @@ def test_figure_6_shows_each_run_and_the_spread_at_initialization(tmp_path):
           'range -0.012 to 0.767') in text
 
 
+
+def test_a_superseded_result_keeps_its_section_but_leaves_the_claims_table(tmp_path):
+  for where in ('mi', 'mi_literal'):
+    _write(str(tmp_path / where / 'mutual_information_points.json'), {
+        'model': 'fc', 'dataset': 'mnist', 'classes': [0, 1], 'num_examples': 600,
+        'runs': {'alpha=0': {'steps': [0, 500], 'mutual_information': [0.1, 1.2]}}},
+           'mutual_information')
+  _write(str(tmp_path / 'mi_literal' / 'NOTE.md'), '**Literal-init comparison row, superseded**: '
+         'variance 0.03.')
+  text = report.build_report(str(tmp_path))
+  claims, *_ = _tables(text)
+  assert [row[3] for row in claims[2:]] == [
+      '[mi](#mutual-information-fc-on-mnist-classes-0-1-n--600-mi)']
+  assert ('Superseded comparison runs, in their sections only: [mi_literal](#mutual-information-fc-'
+          'on-mnist-classes-0-1-n--600-mi_literal).') in text
+  assert '(mi_literal)' in text  # its section stays
+
 def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(tmp_path):
   out = tmp_path / 'sweep'
   out.mkdir()
