@@ -300,6 +300,14 @@ def _num_examples(p, split):
   return p.get('num_examples', {}).get(split, 10_000)
 
 
+def _one_seed(first, second, num_examples, expected_sign):
+  """first - second (accuracies as fractions, one run each) in points, its binomial standard
+  error in points and the sampling verdict."""
+  d = 100.0 * (first - second)
+  se = 100.0 * verdicts.accuracy_difference_se(first, second, num_examples)
+  return d, se, verdicts.sampling_verdict(d, se, expected_sign)
+
+
 def _teacher_improves(points, first, split):
   """Each smoothed teacher (alpha <= 0.6) against the hard one, one seed: a sampling verdict."""
   teachers = {p['setting']: p for p in points if p['group'] == 'teacher' and p['seed'] == first}
@@ -307,10 +315,8 @@ def _teacher_improves(points, first, split):
     return None
   hard, rows = teachers[0.0], []
   for alpha in sorted(a for a in teachers if 0 < a <= 0.6 + 1e-9):
-    a, b = teachers[alpha]['accuracy'][split], hard['accuracy'][split]
-    se = 100.0 * verdicts.accuracy_difference_se(a, b, _num_examples(hard, split))
-    rows.append((alpha, 100.0 * (a - b), se,
-                 verdicts.sampling_verdict(100.0 * (a - b), se, expected_sign=1)))
+    rows.append((alpha, *_one_seed(teachers[alpha]['accuracy'][split], hard['accuracy'][split],
+                                   _num_examples(hard, split), expected_sign=1)))
   kinds = [v.split(' (')[0] for *_, v in rows]  # the verdict without its precision
   return {'text': 'the teacher improves with label smoothing up to alpha = 0.6',
           'test': 'each alpha against alpha 0, one seed: beyond 1.96 binomial standard errors '
@@ -355,15 +361,12 @@ def _smoothed_at_matched_gamma(points, first, split):
     curve = _curve_at(points, 'student_hard_teacher', first, p['gamma'], split)
     if curve is None:
       continue
-    d = 100.0 * p['accuracy'][split] - 100.0 * curve
-    se = 100.0 * verdicts.accuracy_difference_se(p['accuracy'][split], curve,
-                                                   _num_examples(p, split))
+    d, _, verdict = _one_seed(p['accuracy'][split], curve, _num_examples(p, split),
+                              expected_sign=-1)
     out.append({'alpha': alpha, 'text': f"alpha {alpha:g} teacher's student against the "
                 f"temperature curve interpolated at its gamma {p['gamma']:.3f}",
                 'test': 'one seed, no student at matched gamma yet: binomial error only',
-                'mean': d, 'std': 0.0, 'n': 1,
-                'verdict': verdicts.sampling_verdict(d, se, expected_sign=-1) +
-                           ' (interpolated, one seed)'})
+                'mean': d, 'std': 0.0, 'n': 1, 'verdict': verdict + ' (interpolated, one seed)'})
   return out
 
 
@@ -383,18 +386,17 @@ def findings(points, split='validation'):
   for p in hard:
     base = _curve_at(points, 'student_baseline', first, p['gamma'], split)
     if base is not None:
-      se = 100.0 * verdicts.accuracy_difference_se(p['accuracy'][split], base,
-                                                     _num_examples(p, split))
-      above.append((p['setting'], acc(p) - 100.0 * base, se))
+      above.append((p['setting'], *_one_seed(p['accuracy'][split], base,
+                                             _num_examples(p, split), expected_sign=1)))
   if above:
-    outcomes = [verdicts.sampling_verdict(d, se, expected_sign=1) for _, d, se in above]
+    outcomes = [verdict for *_, verdict in above]
     beyond = outcomes.count('holds beyond sampling error')
     below = outcomes.count('the opposite holds beyond sampling error')
     out['every_temperature_beats_baseline'] = {
         'text': 'every temperature-distilled student beats the student baseline at its gamma',
         'test': 'one seed, baseline interpolated in gamma: beyond 1.96 binomial standard errors?',
         'observed': ', '.join(f'T {t:g}: {d:+.2f} (+-{verdicts.Z_95 * se:.2f})'
-                              for t, d, se in above),
+                              for t, d, se, _ in above),
         'verdict': (f'above the baseline beyond sampling error at {beyond} of {len(above)} '
                     f'temperatures, below it at {below} (one seed)')}
   out['smoothed_at_matched_gamma'] = _smoothed_at_matched_gamma(points, first, split)
@@ -404,33 +406,56 @@ def findings(points, split='validation'):
 
 def paired_contrasts(points, split='validation'):
   """The key contrast paired over the seeds that hold both its points (Table 4's test): the
-  best temperature-distilled student against the alpha 0 baseline."""
+  best temperature-distilled student against the alpha 0 baseline. On one seed (a longer
+  student schedule of the cause analysis) the test is the binomial error of the two."""
   if not all(any(p['group'] == g for p in points) for g in KEY_GROUPS):
     return None  # a partial sweep
   t = best_temperature(points, split)
   keys = {('student_hard_teacher', t): f'hard teacher T={t:g}',
           ('student_baseline', 0.0): 'baseline alpha=0'}
-  by_seed = {}
+  by_seed, examples = {}, 10_000
   for p in points:
     key = keys.get((p['group'], p['setting']))
     if key:
       by_seed.setdefault(p['seed'], {})[key] = 100.0 * p['accuracy'][split]
+      examples = _num_examples(p, split)
   hard, baseline = keys.values()
-  return verdicts.summarize_seeds(by_seed, [dict(
+  summary = verdicts.summarize_seeds(by_seed, [dict(
       first=hard, second=baseline, expected_sign=1,
       text='the temperature-distilled student beats the student baseline (the key contrast: '
            'the best temperature against alpha 0)')])
+  (claim,) = summary['claims']
+  if claim['n'] == 1:
+    a, b = (summary['networks'][k]['per_seed'][0] / 100.0 for k in (hard, baseline))
+    d, se, verdict = _one_seed(a, b, examples, expected_sign=1)
+    summary['claims'] = [{key: claim[key] for key in ('text', 'first', 'second', 'n')} | {
+        'mean': d, 'std': 0.0, 'verdict': verdict + ' (one seed)',
+        'test': f'one seed: beyond 1.96 binomial standard errors (+-{verdicts.Z_95 * se:.2f})?'}]
+  return summary
 
 
 def on_the_fly_check(points, split='validation'):
-  """What the cached teacher outputs change: the on-the-fly student minus the cached one."""
-  fly = [p for p in points if p['group'] == 'student_on_the_fly']
+  """What the cached teacher outputs change (a factor of the cause analysis): the on-the-fly
+  student against the cached one at its temperature and seed, and each against that seed's
+  alpha 0 baseline (the key contrast on one seed, binomial error): does the verdict change?"""
+  def find(group, setting, seed):
+    return next((q for q in points if (q['group'], q['setting'], q['seed']) ==
+                 (group, setting, seed)), None)
   rows = []
-  for p in fly:
-    cached = [q for q in points if q['group'] == 'student_hard_teacher'
-              and q['setting'] == p['setting'] and q['seed'] == p['seed']]
-    if cached:
-      rows.append({'temperature': p['setting'], 'seed': p['seed'],
-                   'on_the_fly': 100.0 * p['accuracy'][split],
-                   'cached': 100.0 * cached[0]['accuracy'][split]})
+  for p in points:
+    cached = p['group'] == 'student_on_the_fly' and find('student_hard_teacher', p['setting'],
+                                                         p['seed'])
+    if not cached:
+      continue
+    row = {'temperature': p['setting'], 'seed': p['seed'],
+           'on_the_fly': 100.0 * p['accuracy'][split],
+           'cached': 100.0 * cached['accuracy'][split]}
+    baseline = find('student_baseline', 0.0, p['seed'])
+    if baseline:
+      row['baseline'] = 100.0 * baseline['accuracy'][split]
+      for name, student in (('cached', cached), ('on_the_fly', p)):
+        d, se, verdict = _one_seed(student['accuracy'][split], baseline['accuracy'][split],
+                                   _num_examples(p, split), expected_sign=1)
+        row[f'{name}_against_baseline'] = {'mean': d, 'se': se, 'verdict': verdict}
+    rows.append(row)
   return rows

@@ -13,6 +13,7 @@ from absl import flags
 
 from calibration import metrics
 from calibration import table as calibration_table
+from calibration import verdicts
 from data.run_directory import run_files, section_results
 from distillation import figure5, mi_record, table4
 from experiments import common
@@ -183,12 +184,26 @@ def cifar10_distillation_section(results_dir, where, table):
       lines.append(f'- {f["text"]}: {f["observed"]} (test: {f["test"]}): **{f["verdict"]}**.')
   for claim in found['smoothed_at_matched_gamma'] + (found['paired'] or {}).get('claims', []):
     lines.append(f'- {_claim_line(claim)}')
-  for row in table.get('on_the_fly_check', []):
-    lines.append(f'- cached teacher outputs against the teacher on the fly (T = '
-                 f'{row["temperature"]:g}, seed {row["seed"]}): {row["cached"]:.2f} vs '
-                 f'{row["on_the_fly"]:.2f} ({row["cached"] - row["on_the_fly"]:+.2f}).')
+  for row in figure5.on_the_fly_check(table['points'], split):
+    lines.append(f'- {_on_the_fly_line(row)}')
   lines.append('')
   return lines
+
+
+def _on_the_fly_line(row):
+  """The cached-outputs factor of the cause analysis: both students, and whether the key
+  contrast's one-seed verdict changes with the teacher on the fly."""
+  line = (f'cached teacher outputs against the teacher on the fly (T = {row["temperature"]:g}, '
+          f'seed {row["seed"]}): {row["cached"]:.2f} vs {row["on_the_fly"]:.2f} '
+          f'({row["cached"] - row["on_the_fly"]:+.2f})')
+  if 'baseline' not in row:
+    return line + '.'
+  cached, fly = row['cached_against_baseline'], row['on_the_fly_against_baseline']
+  against = '; '.join(f'{name} {c["mean"]:+.2f} (+-{verdicts.Z_95 * c["se"]:.2f}): {c["verdict"]}'
+                      for name, c in (('cached', cached), ('on the fly', fly)))
+  changes = 'yes' if cached['verdict'].split(' (')[0] != fly['verdict'].split(' (')[0] else 'no'
+  return (f'{line}; against the alpha 0 baseline of that seed ({row["baseline"]:.2f}), one seed, '
+          f'binomial error: {against}. The teacher on the fly changes this verdict: {changes}.')
 
 
 def _claim_line(claim):

@@ -205,6 +205,33 @@ def test_the_findings_read_the_single_seed_grid_by_hand():
   )['teacher_improves']['verdict']  # +0.5 inside +-0.82
 
 
+
+def test_one_seed_of_the_key_contrast_and_the_on_the_fly_factor_use_the_binomial_error():
+  """The cause analysis's one-seed runs (a longer student schedule; the teacher on the fly):
+  1.96 * sqrt((a(1-a) + b(1-b)) / 10,000) by hand: 82.0 against 80.0 is +2.00 beyond +-1.09;
+  79.0 against 80.0 is -1.00 inside +-1.12; 81.5 against 80.0 is +1.50 beyond +-1.10."""
+  points = [_point('student_baseline', 0.0, 0, 0.0, 80.0),
+            _point('student_hard_teacher', 1, 0, 0.06, 80.5),
+            _point('student_hard_teacher', 4, 0, 0.28, 82.0),
+            _point('student_on_the_fly', 4, 0, 0.28, 79.0)]
+  (claim,) = figure5.paired_contrasts(points)['claims']
+  assert claim['mean'] == pytest.approx(2.0, abs=1e-9) and claim['n'] == 1
+  assert 'p_value' not in claim and '(+-1.09)' in claim['test']
+  assert claim['verdict'] == 'holds beyond sampling error (one seed)'
+  (row,) = figure5.on_the_fly_check(points)
+  assert (row['cached'], row['on_the_fly'], row['baseline']) == pytest.approx((82, 79, 80))
+  assert row['cached_against_baseline']['verdict'] == 'holds beyond sampling error'
+  assert row['on_the_fly_against_baseline']['verdict'] == (
+      'not observable at this precision (+-1.12, 95%)')
+  assert report._on_the_fly_line(row).endswith(
+      'on the fly -1.00 (+-1.12): not observable at this precision (+-1.12, 95%). The teacher '
+      'on the fly changes this verdict: yes.')
+  points[-1] = _point('student_on_the_fly', 4, 0, 0.28, 81.5)
+  assert report._on_the_fly_line(figure5.on_the_fly_check(points)[0]).endswith(
+      'changes this verdict: no.')
+  # Without a baseline of its seed, only the two students.
+  assert 'baseline' not in figure5.on_the_fly_check(points[1:])[0]
+
 @pytest.mark.slow(38)
 def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
