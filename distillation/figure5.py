@@ -442,10 +442,9 @@ def on_the_fly_check(points, split='validation'):
     return next((q for q in points if (q['group'], q['setting'], q['seed']) ==
                  (group, setting, seed)), None)
   rows = []
-  for p in points:
-    cached = p['group'] == 'student_on_the_fly' and find('student_hard_teacher', p['setting'],
-                                                         p['seed'])
-    if not cached:
+  for p in (q for q in points if q['group'] == 'student_on_the_fly'):
+    cached = find('student_hard_teacher', p['setting'], p['seed'])
+    if cached is None:
       continue
     row = {'temperature': p['setting'], 'seed': p['seed'],
            'on_the_fly': 100.0 * p['accuracy'][split],

@@ -205,7 +205,6 @@ def test_the_findings_read_the_single_seed_grid_by_hand():
   )['teacher_improves']['verdict']  # +0.5 inside +-0.82
 
 
-
 def test_one_seed_of_the_key_contrast_and_the_on_the_fly_factor_use_the_binomial_error():
   """The cause analysis's one-seed runs (a longer student schedule; the teacher on the fly):
   1.96 * sqrt((a(1-a) + b(1-b)) / 10,000) by hand: 82.0 against 80.0 is +2.00 beyond +-1.09;
@@ -231,6 +230,7 @@ def test_one_seed_of_the_key_contrast_and_the_on_the_fly_factor_use_the_binomial
       'changes this verdict: no.')
   # Without a baseline of its seed, only the two students.
   assert 'baseline' not in figure5.on_the_fly_check(points[1:])[0]
+
 
 @pytest.mark.slow(38)
 def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_path):

@@ -85,10 +85,10 @@ def test_sections_show_references_notes_and_well_formed_tables(tmp_path):
                     '1.5 min') == 3
 
 
-
 def test_a_command_of_seconds_shows_its_seconds():
   # A section rerun from committed logits takes seconds: '0.1 min' would hide it as nothing.
   assert [report._duration(s) for s in (7.4, 59.4, 90)] == ['7 s', '59 s', '1.5 min']
+
 
 def test_figure_6_shows_each_run_and_the_spread_at_initialization(tmp_path):
   steps = [0, 500, 1000]
@@ -113,7 +113,6 @@ def test_figure_6_shows_each_run_and_the_spread_at_initialization(tmp_path):
           'range -0.012 to 0.767') in text
 
 
-
 def test_a_superseded_result_keeps_its_section_but_leaves_the_claims_table(tmp_path):
   for where in ('mi', 'mi_literal'):
     _write(str(tmp_path / where / 'mutual_information_points.json'), {
@@ -129,6 +128,7 @@ def test_a_superseded_result_keeps_its_section_but_leaves_the_claims_table(tmp_p
   assert ('Superseded comparison runs, in their sections only: [mi_literal](#mutual-information-fc-'
           'on-mnist-classes-0-1-n--600-mi_literal).') in text
   assert '(mi_literal)' in text  # its section stays
+
 
 def test_a_result_lists_its_figures_and_the_report_shows_them_beside_the_table(tmp_path):
   out = tmp_path / 'sweep'
