@@ -308,6 +308,12 @@ def _one_seed(first, second, num_examples, expected_sign):
   return d, se, verdicts.sampling_verdict(d, se, expected_sign)
 
 
+def _verdict_kind(verdict):
+  """A verdict without its precision ('not observable at this precision (+-1.12, 95%)' ->
+  'not observable at this precision'): what two verdicts are compared by."""
+  return verdict.split(' (')[0]
+
+
 def _teacher_improves(points, first, split):
   """Each smoothed teacher (alpha <= 0.6) against the hard one, one seed: a sampling verdict."""
   teachers = {p['setting']: p for p in points if p['group'] == 'teacher' and p['seed'] == first}
@@ -317,7 +323,7 @@ def _teacher_improves(points, first, split):
   for alpha in sorted(a for a in teachers if 0 < a <= 0.6 + 1e-9):
     rows.append((alpha, *_one_seed(teachers[alpha]['accuracy'][split], hard['accuracy'][split],
                                    _num_examples(hard, split), expected_sign=1)))
-  kinds = [v.split(' (')[0] for *_, v in rows]  # the verdict without its precision
+  kinds = [_verdict_kind(v) for *_, v in rows]
   return {'text': 'the teacher improves with label smoothing up to alpha = 0.6',
           'test': 'each alpha against alpha 0, one seed: beyond 1.96 binomial standard errors '
                   'of the difference (the +- shown)?',
@@ -456,5 +462,7 @@ def on_the_fly_check(points, split='validation'):
         d, se, verdict = _one_seed(student['accuracy'][split], baseline['accuracy'][split],
                                    _num_examples(p, split), expected_sign=1)
         row[f'{name}_against_baseline'] = {'mean': d, 'se': se, 'verdict': verdict}
+      row['changes_verdict'] = (_verdict_kind(row['cached_against_baseline']['verdict']) !=
+                                _verdict_kind(row['on_the_fly_against_baseline']['verdict']))
     rows.append(row)
   return rows

@@ -201,9 +201,9 @@ def _on_the_fly_line(row):
   cached, fly = row['cached_against_baseline'], row['on_the_fly_against_baseline']
   against = '; '.join(f'{name} {c["mean"]:+.2f} (+-{verdicts.Z_95 * c["se"]:.2f}): {c["verdict"]}'
                       for name, c in (('cached', cached), ('on the fly', fly)))
-  changes = 'yes' if cached['verdict'].split(' (')[0] != fly['verdict'].split(' (')[0] else 'no'
   return (f'{line}; against the alpha 0 baseline of that seed ({row["baseline"]:.2f}), one seed, '
-          f'binomial error: {against}. The teacher on the fly changes this verdict: {changes}.')
+          f'binomial error: {against}. The teacher on the fly changes this verdict: '
+          f'{"yes" if row["changes_verdict"] else "no"}.')
 
 
 def _claim_line(claim):
@@ -411,9 +411,8 @@ def _note_phrase(results_dir, where, result):
   return note.split('**')[1] if note.count('**') >= 2 else 'no NOTE.md: see the section'
 
 
-def _setting(results_dir, where, result):
-  """What the numbers are (the NOTE.md's first bold phrase), the data and the seeds."""
-  bold = _note_phrase(results_dir, where, result)
+def _setting(bold, result):
+  """What the numbers are (`bold`: the NOTE.md's first bold phrase), the data and the seeds."""
   record = result['provenance']
   if not record.get('recorded', True):
     return bold
@@ -433,11 +432,13 @@ def claims_table(results_dir):
   for kind, where, result in _results(results_dir, KINDS):
     _, render, claims = SECTIONS[kind]
     link = f'[{where}]({_anchor(render(results_dir, where, result)[0])})'
-    if 'superseded' in _note_phrase(results_dir, where, result).lower():
+    phrase = _note_phrase(results_dir, where, result)
+    if 'superseded' in phrase.lower():
       superseded.append(link)
       continue
+    setting = _setting(phrase, result)
     for claim, verdict in claims(result):
-      lines.append(_row([claim, _setting(results_dir, where, result), verdict, link]))
+      lines.append(_row([claim, setting, verdict, link]))
   if superseded:
     lines += ['', f'Superseded comparison runs, in their sections only: {", ".join(superseded)}.']
   return lines + ['']

@@ -222,6 +222,7 @@ def test_one_seed_of_the_key_contrast_and_the_on_the_fly_factor_use_the_binomial
   assert row['cached_against_baseline']['verdict'] == 'holds beyond sampling error'
   assert row['on_the_fly_against_baseline']['verdict'] == (
       'not observable at this precision (+-1.12, 95%)')
+  assert row['changes_verdict'] is True
   assert report._on_the_fly_line(row).endswith(
       'on the fly -1.00 (+-1.12): not observable at this precision (+-1.12, 95%). The teacher '
       'on the fly changes this verdict: yes.')
