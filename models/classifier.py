@@ -16,6 +16,7 @@ import tensorflow as tf
 import calibration
 import data
 from data.run_directory import run_files
+from data.run_directory.checkpoints import Checkpoints
 from data.run_directory.run_files import RunDirError
 from models import build_model
 from models import recipes
@@ -158,11 +159,39 @@ def load_trained(run_dir):
   return model, config, data_dir
 
 
+def load_checkpoint(run_dir, log=print):
+  """(model, config, data_dir it was trained with, step) from a run's latest readable checkpoint,
+  finished or not: how a long run is evaluated before its end. The weight average (ema_decay)
+  is swapped in, as the finished run saves it; a run that selects its weights by validation
+  accuracy is read at the checkpoint's step instead."""
+  config, data_dir = run_records.read_run_config(run_dir)
+
+  def build():
+    model = build_for(config)
+    compile_model(model, config, steps=1)  # the optimizer's slots, so the checkpoint reads whole
+    return model
+  model = trainer.build_under_policy(config, tf.distribute.get_strategy(), build)
+  step = Checkpoints(model, model.optimizer, run_dir).restore(log)
+  if not step:
+    raise RunDirError(f'{run_dir} has no checkpoint yet; evaluate it after its first '
+                      'checkpoint (--checkpoint_every steps).')
+  getattr(model.optimizer, 'swap_average', lambda: None)()
+  return model, config, data_dir, step
+
+
 def split_dataset(config, data_dir, split, batch_size=1000):
   """One ordered pass over a split through the config's evaluation chain."""
   return data.build_dataset(config.dataset, split, batch_size=batch_size, training=False,
                             data_dir=data_dir, preprocessing_name=config.preprocessing,
                             image_size=config.image_size, validation_size=config.validation_size)
+
+
+def split_metrics(model, config, data_dir, split, eval_batch_size=1000):
+  """(metrics of results.json, logits, labels) of the model on one split."""
+  logits, labels = predict_logits(model, split_dataset(config, data_dir, split, eval_batch_size))
+  metrics = calibration.evaluate_logits(logits, labels)
+  metrics['loss'] = float(np.mean(build_loss(config).call(labels, logits)))
+  return metrics, logits, labels
 
 
 def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
@@ -171,11 +200,8 @@ def evaluate(model, config, data_dir, output_dir, eval_batch_size=1000):
   for split in ('validation', 'test'):
     if split == 'validation' and config.validation_size == 0:
       continue
-    logits[split], labels = predict_logits(model, split_dataset(config, data_dir, split,
-                                                                eval_batch_size))
-    logits[split + '_labels'] = labels
-    metrics[split] = calibration.evaluate_logits(logits[split], labels)
-    metrics[split]['loss'] = float(np.mean(build_loss(config).call(labels, logits[split])))
+    metrics[split], logits[split], logits[split + '_labels'] = split_metrics(
+        model, config, data_dir, split, eval_batch_size)
   run_files.write_npz(os.path.join(output_dir, 'logits.npz'), **logits)
   return metrics
 

@@ -195,6 +195,35 @@ def test_a_diverged_run_stops_at_the_step_and_keeps_the_last_good_checkpoint(tmp
   assert tf.train.latest_checkpoint(os.path.join(out, 'checkpoints')).endswith('ckpt-5')
 
 
+def test_a_checkpoint_evaluates_as_the_finished_run_and_an_unfinished_one_at_its_step(
+    tmp_path, shared_data):
+  """A finished run's last checkpoint holds its final weights: the binary must give the test
+  metrics the run wrote from model.weights.h5 (with ema_decay, only if it swaps the average in
+  as the run does). An unfinished run is read at its checkpoint; none yet: one line."""
+  config = recipes.recipe('fc', width=32, batch_size=64, train_steps=20, preprocessing='mnist',
+                          ema_decay=0.9, seed=1)
+  done = _train(config, str(tmp_path / 'done'), shared_data, checkpoint_every=10)
+  proc = run_binary('experiments.evaluate_checkpoint', f'--run_dir={tmp_path / "done"}',
+                    '--split=test')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert (record['step'], record['split']) == (20, 'test')
+  for key in ('accuracy', 'nll', 'ece', 'loss', 'num_examples'):
+    assert record[key] == pytest.approx(done['metrics']['test'][key], rel=1e-5), key
+  _train(config, str(tmp_path / 'part'), shared_data, checkpoint_every=10, stop_after_steps=10)
+  proc = run_binary('experiments.evaluate_checkpoint', f'--run_dir={tmp_path / "part"}')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert (record['step'], record['split']) == (10, 'validation')
+  assert record['num_examples'] == done['metrics']['validation']['num_examples']
+  assert record['nll'] != pytest.approx(done['metrics']['validation']['nll'])  # 10 steps, not 20
+  fresh = str(tmp_path / 'fresh')
+  run_records.claim_output_dir(fresh, config, shared_data)
+  assert re.search(r'error: .*fresh has no checkpoint yet; evaluate it after its first',
+                   _one_line_error(run_binary('experiments.evaluate_checkpoint',
+                                              f'--run_dir={fresh}')))
+
+
 def test_the_binary_reports_divergence_in_one_line(tmp_path, shared_data):
   out = str(tmp_path / 'run')
   err = _one_line_error(run_binary(
