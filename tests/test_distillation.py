@@ -115,7 +115,8 @@ def _sha(path):
 
 
 def test_student_training_leaves_the_teacher_unchanged(tmp_path, shared_data):
-  """A student's training never writes its teacher, and the student learns from it (test
+  """A student's training never writes its teacher, its last checkpoint evaluates as the
+  finished student, and the student learns from the teacher (test
   accuracy above 50% after 100 steps; measured on an AMD EPYC Zen 5: 72.4% with the default
   oneDNN kernels, 72.4% with ONEDNN_MAX_CPU_ISA=AVX2: 22 points of margin)."""
   kwargs = dict(data_dir=shared_data,
@@ -131,6 +132,13 @@ def test_student_training_leaves_the_teacher_unchanged(tmp_path, shared_data):
   assert _sha(weights) == before
   assert results['finished'] and 0.0 < results['teacher_smoothness_index'] < 1.0
   assert results['metrics']['test']['accuracy'] > 0.5  # the student learned from the teacher
+  # Its last checkpoint reads back as the student alone (experiments.evaluate_checkpoint).
+  proc = run_binary('experiments.evaluate_checkpoint', f'--run_dir={tmp_path / "student"}',
+                    '--split=test')
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  record = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert record['step'] == 100
+  assert record['nll'] == pytest.approx(results['metrics']['test']['nll'], rel=1e-5)
 
 
 def _finished(out):
