@@ -116,9 +116,9 @@ def _sha(path):
 
 def test_student_training_leaves_the_teacher_unchanged(tmp_path, shared_data):
   """A student's training never writes its teacher, its last checkpoint evaluates as the
-  finished student, and the student learns from the teacher (test
-  accuracy above 50% after 100 steps; measured on an AMD EPYC Zen 5: 72.4% with the default
-  oneDNN kernels, 72.4% with ONEDNN_MAX_CPU_ISA=AVX2: 22 points of margin)."""
+  finished student, and the student learns from the teacher (test accuracy above 50% after 100
+  steps; measured on an AMD EPYC Zen 5: 72.4% with the default oneDNN kernels, 72.4% with
+  ONEDNN_MAX_CPU_ISA=AVX2: 22 points of margin)."""
   kwargs = dict(data_dir=shared_data,
                 options=trainer.RunOptions(checkpoint_every=20, log=lambda *a, **k: None))
   teacher = recipes.recipe('fc', width=128, train_steps=100, batch_size=128, preprocessing='mnist')
