@@ -431,7 +431,9 @@ def run_task(task, options=None, callbacks=None):
     kept = task.choose(model)
     if kept is not None:
       results['kept_weights'] = kept
-    model.save_weights(os.path.join(output_dir, 'model.weights.h5'))
+    # The weights alone: the optimizer's slots (momentum, the average) live in checkpoints/.
+    keras.saving.save_weights(model, os.path.join(output_dir, 'model.weights.h5'),
+                              objects_to_skip=[trained.optimizer])
     metrics = task.evaluate(model)
     if metrics is not None:
       results['metrics'] = metrics

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -199,10 +200,16 @@ def test_a_checkpoint_evaluates_as_the_finished_run_and_an_unfinished_one_at_its
     tmp_path, shared_data):
   """A finished run's last checkpoint holds its final weights: the binary must give the test
   metrics the run wrote from model.weights.h5 (with ema_decay, only if it swaps the average in
-  as the run does). An unfinished run is read at its checkpoint; none yet: one line."""
+  as the run does). An unfinished run is read at its checkpoint; none yet: one line. The
+  weights file holds the model's variables alone, no optimizer slots (issue 32)."""
   config = recipes.recipe('fc', width=32, batch_size=64, train_steps=20, preprocessing='mnist',
                           ema_decay=0.9, seed=1)
   done = _train(config, str(tmp_path / 'done'), shared_data, checkpoint_every=10)
+  with h5py.File(tmp_path / 'done' / 'model.weights.h5', 'r') as f:
+    stored = []
+    f.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset) else None)
+  assert not [name for name in stored if name.startswith('optimizer')], stored
+  assert len(stored) == len(classifier.build_for(config).weights), stored
   proc = run_binary('experiments.evaluate_checkpoint', f'--run_dir={tmp_path / "done"}',
                     '--split=test')
   assert proc.returncode == 0, proc.stderr[-3000:]
