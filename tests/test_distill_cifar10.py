@@ -233,6 +233,21 @@ def test_one_seed_of_the_key_contrast_and_the_on_the_fly_factor_use_the_binomial
   assert 'baseline' not in figure5.on_the_fly_check(points[1:])[0]
 
 
+def test_a_section_without_students_says_that_no_finding_is_testable_yet(tmp_path):
+  """A sweep whose first runs are a teacher and a reused baseline has no finding to list: the
+  section says so instead of leaving an empty list under its heading."""
+  points = [_point('teacher', 0.0, 0, 0.0, 87.8), _point('student_baseline', 0.0, 0, 0.0, 80.0)]
+  table = {'split': 'validation', 'points': points, 'summary': {}, 'figures': [],
+           'provenance': {'recorded': False, 'note': 'hand-made points'}}
+  none_yet = '- none testable yet: each finding needs students beside the baselines.'
+  lines = report.cifar10_distillation_section(str(tmp_path), 'sweep', table)
+  assert lines[-4:] == ['Paper findings (Section 4, Figure 5):', '', none_yet, ''], lines
+  # One student of the hard teacher beside the baseline gives the key contrast (one seed).
+  table['points'] = points + [_point('student_hard_teacher', 8.0, 0, 0.55, 82.0)]
+  lines = report.cifar10_distillation_section(str(tmp_path), 'sweep', table)
+  assert none_yet not in lines and any('the key contrast' in line for line in lines), lines
+
+
 @pytest.mark.slow(38)
 def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_path):
   write_cifar10_bin(str(tmp_path), per_batch=24, test=16)
