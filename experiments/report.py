@@ -476,15 +476,18 @@ def section_lines(results_dir, kinds=tuple(SECTIONS)):
 
 
 def _results(results_dir, kinds):
-  """section_results.read_all in the report's order: within a kind, the distillation sections
-  with the longest teacher schedule first (the paper's 64k steps before a reduced run), then
-  by folder."""
+  """section_results.read_all in the report's order: within a kind, the sections with the
+  longest teacher schedule first (Figure 5's hard teacher, Figure 6's longest record: the
+  paper's 64k steps before a reduced run), then by folder."""
   names = [kind.name for kind in kinds]
 
   def order(found):
     kind, where, result = found
-    steps = (figure5.teacher_steps(result, os.path.join(results_dir, where))
-             if kind == figure5.RESULT.name else 0)
+    steps = 0
+    if kind == figure5.RESULT.name:
+      steps = figure5.teacher_steps(result, os.path.join(results_dir, where))
+    elif kind == mi_record.FIGURE6.name:
+      steps = max(run['steps'][-1] for run in result['runs'].values())
     return names.index(kind), -steps
 
   return sorted(section_results.read_all(results_dir, kinds), key=order)

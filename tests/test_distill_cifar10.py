@@ -9,7 +9,7 @@ from scipy import stats
 import tensorflow as tf
 
 from data.run_directory import run_files, section_results
-from distillation import figure5
+from distillation import figure5, mi_record
 from distillation.smoothness import smoothness_index
 from experiments import report
 from models import recipes, run_records, trainer
@@ -316,11 +316,19 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
 
 
 def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
-  """Two Figure 5 sections whose folders sort the reduced one ('a_reduced', 16-step teachers)
-  first: the report shows the longer schedule ('b_paper', 64 steps) first, in the claims table
-  and in the sections."""
+  """Two Figure 5 sections and two Figure 6 records whose folders sort the reduced one
+  ('a_reduced', 16-step teachers) first: the report shows the longer schedule ('b_paper', 64
+  steps) first, in the claims table and in the sections."""
+  provenance = {'command': 'python -m experiments.distill_cifar10', 'cpu': 'a CPU', 'seeds': [0],
+                'data': {'cifar10': 'stand-in'}, 'wall_seconds': 60.0,
+                'date': '2026-12-03T00:00:00+00:00', 'software': {}}
   for name, steps in (('a_reduced', 16), ('b_paper', 64)):
     out = str(tmp_path / name)
+    record = {'run_dir': '../teachers/alpha_0_seed_0', 'steps': [0, steps // 2, steps],
+              'mutual_information': [0.1, 1.5, 1.2]}
+    section_results.write(os.path.join(out, 'mi'), mi_record.FIGURE6, {
+        'model': 'resnet56', 'dataset': 'cifar10', 'classes': [0, 5], 'num_examples': 600,
+        'runs': {'alpha=0': record}}, provenance)
     grid = figure5.Grid(out, [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
                         teacher_steps=steps)
     points = []
@@ -330,12 +338,11 @@ def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
       points.append(figure5.point(run, {'metrics': {'validation': {
           'accuracy': 0.9, 'num_examples': 10_000}}}, out))
     section_results.write(out, figure5.RESULT, {'split': 'validation', 'points': points,
-                                                'summary': {}},
-                          {'command': 'python -m experiments.distill_cifar10', 'cpu': 'a CPU',
-                           'seeds': [0], 'data': {'cifar10': 'stand-in'}, 'wall_seconds': 60.0,
-                           'date': '2026-12-03T00:00:00+00:00', 'software': {}})
+                                                'summary': {}}, provenance)
   text = report.build_report(str(tmp_path))
   table, sections = text.split('## Sections')
-  rows = [line for line in table.splitlines() if line.startswith('| Figure 5')]
-  assert len(rows) == 2 and '[b_paper](' in rows[0] and '[a_reduced](' in rows[1]
+  for figure in ('| Figure 5', '| Figure 6'):
+    rows = [line for line in table.splitlines() if line.startswith(figure)]
+    assert len(rows) == 2 and '[b_paper' in rows[0] and '[a_reduced' in rows[1], rows
   assert 0 < sections.index('(b_paper, validation') < sections.index('(a_reduced, validation')
+  assert 0 < sections.index('N = 600 (b_paper/mi)') < sections.index('N = 600 (a_reduced/mi)')
