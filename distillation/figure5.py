@@ -275,14 +275,39 @@ def point(run, results, output_dir):
   return out
 
 
+def _train_steps(p, folder):
+  """Training steps of a point's run, from its config.json (`folder`: the result's)."""
+  config, _ = run_records.read_run_config(run_files.resolve(p['run_dir'], folder))
+  return config.train_steps
+
+
 def teacher_steps(result, folder):
   """Training steps of a section result's hard-target teacher (0 before it has finished), read
   from its run's config.json: the report leads with the longest teacher schedule."""
   hard = [p for p in result['points'] if p['group'] == 'teacher' and p['setting'] == 0.0]
-  if not hard:
-    return 0
-  config, _ = run_records.read_run_config(run_files.resolve(hard[0]['run_dir'], folder))
-  return config.train_steps
+  return _train_steps(hard[0], folder) if hard else 0
+
+
+def key_contrast_summary(result, folder):
+  """One result's part of the cause analysis, which compares results that differ in one
+  setting: its key contrast (paired_contrasts' claim; None before it has one), the settings
+  that tell results apart (the hard teacher's steps and accuracy, the students' steps and
+  teacher outputs) and its on-the-fly students against their baselines (on_the_fly_check)."""
+  points, split = result['points'], result['split']
+  paired = paired_contrasts(points, split)
+  if not paired:
+    return None
+  first = min(p['seed'] for p in points)
+  t = best_temperature(points, split)
+  student = next(p for p in points if (p['group'], p['setting'], p['seed']) ==
+                 ('student_hard_teacher', t, first))
+  hard = [p for p in points if p['group'] == 'teacher' and p['setting'] == 0.0]
+  return {'temperature': t, 'claim': paired['claims'][0],
+          'teacher_steps': _train_steps(hard[0], folder) if hard else None,
+          'teacher_accuracy': 100.0 * hard[0]['accuracy'][split] if hard else None,
+          'student_steps': _train_steps(student, folder),
+          'teacher_outputs': student['teacher_outputs'],
+          'on_the_fly': [row for row in on_the_fly_check(points, split) if 'baseline' in row]}
 
 
 def finished_point(run, output_dir):

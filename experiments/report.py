@@ -346,16 +346,61 @@ def distillation_claims(table):
           for c in table['summary'].get('claims', []) if c['n'] > 1]
 
 
+def _contrast_test(claim):
+  """A Figure 5 contrast's verdict with its test: paired over seeds, or one seed's."""
+  if 'p_value' in claim:
+    return _seed_test(claim)
+  return f'**{claim["verdict"]}** ({claim["test"]}: {claim["mean"]:+.2f})'
+
+
 def cifar10_distillation_claims(table):
   found = figure5.findings(table['points'], table['split'])
   out = [(f'Figure 5: {found[k]["text"]}', f'**{found[k]["verdict"]}** ({found[k]["test"]}: '
           f'{found[k]["observed"]})')
          for k in ('teacher_improves', 'every_temperature_beats_baseline') if k in found]
   for c in found['smoothed_at_matched_gamma'] + (found['paired'] or {}).get('claims', []):
-    test = _seed_test(c) if 'p_value' in c else (f'**{c["verdict"]}** ({c["test"]}: '
-                                                  f'{c["mean"]:+.2f})')
-    out.append((f'Figure 5: {c["text"]}', test))
+    out.append((f'Figure 5: {c["text"]}', _contrast_test(c)))
   return out
+
+
+def cause_analysis_table(results_dir):
+  """Figure 5's key contrast (the best temperature's student against the alpha 0 student
+  baseline) of every CIFAR-10 distillation result, beside the settings the results differ in
+  and the replication's run: a setting changes the verdict when two rows that differ in it
+  alone disagree."""
+  rows = []
+  for _, where, result in _results(results_dir, [figure5.RESULT]):
+    found = figure5.key_contrast_summary(result, os.path.join(results_dir, where))
+    if not found:
+      continue
+    link = f'[{where}]({_anchor(cifar10_distillation_section(results_dir, where, result)[0])})'
+    teacher = (f'{found["teacher_steps"]:,} steps, {found["teacher_accuracy"]:.2f}%'
+               if found['teacher_steps'] else '-')
+    student = [link, teacher, f'{found["student_steps"]:,}']
+    rows.append(_row(student + [found['teacher_outputs'].replace('_', ' '),
+                                f'{found["temperature"]:g}', _contrast_test(found['claim'])]))
+    for fly in found['on_the_fly']:
+      c = fly['on_the_fly_against_baseline']
+      rows.append(_row(student + ['on the fly', f'{fly["temperature"]:g}',
+                                  f'**{c["verdict"]}** (seed {fly["seed"]}, one run each: '
+                                  f'{c["mean"]:+.2f}, +-{verdicts.Z_95 * c["se"]:.2f} binomial)']))
+  if not rows:
+    return []
+  r = ref.DISTILLATION_CIFAR10_KEY_CONTRAST[ref.REPLICATION]
+  rows.append(_row([
+      f'{ref.REPLICATION} (official CIFAR-10, all 50,000 training images, test split)',
+      f'{r["teacher_steps"]:,} steps, {r["teacher_accuracy"]:.1f}%', f'{r["student_steps"]:,}',
+      r['teacher_outputs'].replace('_', ' '), f'{r["temperature"]:g}',
+      f'about {r["student"] - r["baseline"]:+.1f} ({r["student"]:.1f} against '
+      f'{r["baseline"]:.1f}; one run, read off its figure, no test)']))
+  return ['## What moves the key contrast (CIFAR-10 distillation)', '',
+          'Figure 5\'s key contrast in every CIFAR-10 distillation result: the best '
+          'temperature\'s student minus the alpha 0 student baseline (points, the split each '
+          'result plots), beside the settings the results differ in. A setting changes the '
+          'verdict when two rows that differ in it alone disagree.', '',
+          *_table_head(['result', 'hard-target teacher (steps, accuracy)', 'student steps',
+                        'teacher outputs', 'T', 'student minus baseline: verdict (test)']),
+          *rows, '']
 
 
 def penultimate_claims(table):
@@ -496,7 +541,8 @@ def _results(results_dir, kinds):
 def build_report(results_dir):
   return '\n'.join(['# Results beside the paper and the replication', '',
                     f'Paper: {ref.PAPER}. Replication: {ref.REPLICATION}.', '',
-                    *claims_table(results_dir), '## Sections', '',
+                    *claims_table(results_dir), *cause_analysis_table(results_dir),
+                    '## Sections', '',
                     *section_lines(results_dir)])
 
 
