@@ -20,6 +20,12 @@ from tests.conftest import run_binary, write_cifar10_bin
 TINY = ['--batch_size=8', '--validation_size=40', '--resnet_blocks=1']
 
 
+# A section result's provenance in tests that write results by hand.
+PROVENANCE = {'command': 'python -m experiments.distill_cifar10', 'cpu': 'a CPU', 'seeds': [0],
+              'data': {'cifar10': 'stand-in'}, 'wall_seconds': 60.0,
+              'date': '2026-12-03T00:00:00+00:00', 'software': {}}
+
+
 def _fake_finished_run(run_dir, config):
   """A finished run as far as a plan can tell: its config and a results.json."""
   os.makedirs(run_dir)
@@ -319,16 +325,13 @@ def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
   """Two Figure 5 sections and two Figure 6 records whose folders sort the reduced one
   ('a_reduced', 16-step teachers) first: the report shows the longer schedule ('b_paper', 64
   steps) first, in the claims table and in the sections."""
-  provenance = {'command': 'python -m experiments.distill_cifar10', 'cpu': 'a CPU', 'seeds': [0],
-                'data': {'cifar10': 'stand-in'}, 'wall_seconds': 60.0,
-                'date': '2026-12-03T00:00:00+00:00', 'software': {}}
   for name, steps in (('a_reduced', 16), ('b_paper', 64)):
     out = str(tmp_path / name)
     record = {'run_dir': '../teachers/alpha_0_seed_0', 'steps': [0, steps // 2, steps],
               'mutual_information': [0.1, 1.5, 1.2]}
     section_results.write(os.path.join(out, 'mi'), mi_record.FIGURE6, {
         'model': 'resnet56', 'dataset': 'cifar10', 'classes': [0, 5], 'num_examples': 600,
-        'runs': {'alpha=0': record}}, provenance)
+        'runs': {'alpha=0': record}}, PROVENANCE)
     grid = figure5.Grid(out, [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
                         teacher_steps=steps)
     points = []
@@ -338,7 +341,7 @@ def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
       points.append(figure5.point(run, {'metrics': {'validation': {
           'accuracy': 0.9, 'num_examples': 10_000}}}, out))
     section_results.write(out, figure5.RESULT, {'split': 'validation', 'points': points,
-                                                'summary': {}}, provenance)
+                                                'summary': {}}, PROVENANCE)
   text = report.build_report(str(tmp_path))
   table, sections = text.split('## Sections')
   for figure in ('| Figure 5', '| Figure 6'):
@@ -348,7 +351,7 @@ def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
   assert 0 < sections.index('N = 600 (b_paper/mi)') < sections.index('N = 600 (a_reduced/mi)')
 
 
-def _sweep_result(out, teacher_steps, student_steps, accuracies, provenance):
+def _sweep_result(out, teacher_steps, student_steps, accuracies):
   """A Figure 5 result of fake finished runs: `accuracies` maps (group, setting, seed) to the
   validation accuracy in %."""
   grid = figure5.Grid(out, [0.0], [], [0], [0], dict(dataset='cifar10'),
@@ -362,7 +365,7 @@ def _sweep_result(out, teacher_steps, student_steps, accuracies, provenance):
     points.append(figure5.point(run, {'teacher_outputs': outputs, 'metrics': {'validation': {
         'accuracy': accuracy / 100, 'num_examples': 10_000}}}, out))
   section_results.write(out, figure5.RESULT, {'split': 'validation', 'points': points,
-                                              'summary': {}}, provenance)
+                                              'summary': {}}, PROVENANCE)
 
 
 def test_the_cause_analysis_table_puts_each_results_key_contrast_beside_its_settings(tmp_path):
@@ -372,9 +375,6 @@ def test_the_cause_analysis_table_puts_each_results_key_contrast_beside_its_sett
   on-the-fly T = 4 student at seed 0, 81.0 against 80.0, is inside 1.96 binomial standard errors
   (sqrt(.81 x .19 + .8 x .2) / 100 = 0.56 points, +-1.10). 'students_long' (100-step students,
   one seed): 85.0 against 82.0, beyond +-1.03: holds. The replication's row closes the table."""
-  provenance = {'command': 'python -m experiments.distill_cifar10', 'cpu': 'a CPU', 'seeds': [0],
-                'data': {'cifar10': 'stand-in'}, 'wall_seconds': 60.0,
-                'date': '2026-12-03T00:00:00+00:00', 'software': {}}
   assert report.cause_analysis_table(str(tmp_path)) == []  # no result: no table
   baseline, hard = (80.0, 80.5, 81.0), (78.0, 79.5, 79.0)
   paper = {('teacher', 0.0, 0): 87.8, ('student_hard_teacher', 1.0, 0): 77.0,
@@ -382,10 +382,10 @@ def test_the_cause_analysis_table_puts_each_results_key_contrast_beside_its_sett
   for seed in range(3):
     paper[('student_baseline', 0.0, seed)] = baseline[seed]
     paper[('student_hard_teacher', 4.0, seed)] = hard[seed]
-  _sweep_result(str(tmp_path / 'paper'), 64, 30, paper, provenance)
+  _sweep_result(str(tmp_path / 'paper'), 64, 30, paper)
   _sweep_result(str(tmp_path / 'students_long'), 64, 100, {
       ('teacher', 0.0, 0): 87.8, ('student_baseline', 0.0, 0): 82.0,
-      ('student_hard_teacher', 8.0, 0): 85.0}, provenance)
+      ('student_hard_teacher', 8.0, 0): 85.0})
   lines = report.cause_analysis_table(str(tmp_path))
   rows = [line for line in lines if line.startswith('| [')]
   p = stats.ttest_rel(hard, baseline).pvalue
