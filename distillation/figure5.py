@@ -180,6 +180,18 @@ def contrasts_per_seed(grid):
   return 2 + 2 * len([a for a in grid.alphas if a > 0])
 
 
+def contrasts_to_train(grid, contrast_seeds):
+  """The contrast runs still to train before the grid names them all: the best T's and the T*
+  students, and the baselines and smoothed teachers' students (known already) that have not
+  finished here or in a reused run."""
+  smoothed = [a for a in grid.alphas if a > 0]
+  known = [grid.run('student_baseline', 0.0, seed) for seed in contrast_seeds]
+  known += [grid.run('student_smoothed_teacher', a, seed) for seed in contrast_seeds
+            for a in smoothed]
+  return (len(contrast_seeds) * contrasts_per_seed(grid) -
+          sum(status(run) == 'finished' for run in known))
+
+
 def _progress(run):
   """(finished, step of the latest checkpoint), read from the run directory."""
   if run_files.gfile.exists(os.path.join(run.run_dir, 'results.json')):
@@ -253,10 +265,12 @@ def later_runs(grid, num_train, step_seconds, contrast_seeds, contrasts_known):
     later.append((f'{count} T* students (the hard teacher at the gamma of smoothed teachers '
                   f'{",".join(f"{a:g}" for a in grid.unsolved())}; T* solved once the teachers '
                   'finish)', contrast_seconds(grid, num_train, step_seconds, count)))
-  if contrast_seeds and not contrasts_known:
-    count = len(contrast_seeds) * contrasts_per_seed(grid)
-    later.append((f'{count} contrast runs (the best T and the alpha 0 baseline, each smoothed '
-                  f'teacher\'s student and its T* student, x seeds '
+  count = contrasts_to_train(grid, contrast_seeds)
+  if count and not contrasts_known:
+    later.append((f'{count} contrast runs still to train (of '
+                  f'{len(contrast_seeds) * contrasts_per_seed(grid)}: the best T and the alpha 0 '
+                  'baseline, each smoothed teacher\'s student and its T* student, x seeds '
+                  f''
                   f'{",".join(map(str, contrast_seeds))})',
                   contrast_seconds(grid, num_train, step_seconds, count)))
   return later

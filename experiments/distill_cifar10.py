@@ -205,7 +205,7 @@ def _sweep(grid, contrast_seeds, write):
     print('T* (the hard teacher\'s temperature at each smoothed teacher\'s gamma): ' +
           ', '.join(f'alpha {a:g}: {t:.4f}' for a, t in sorted(grid.matched.items())), flush=True)
   later_seconds = figure5.contrast_seconds(
-      grid, num_train, step_seconds, len(contrast_seeds) * figure5.contrasts_per_seed(grid))
+      grid, num_train, step_seconds, figure5.contrasts_to_train(grid, contrast_seeds))
   if not _train_all(students(), num_train, step_seconds, later_seconds, options, points, write):
     return False
   contrasts = figure5.contrast_runs(grid, points, contrast_seeds, FLAGS.split)

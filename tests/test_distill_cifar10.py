@@ -1,5 +1,6 @@
 """The CIFAR-10 distillation section (Figure 5): its plan, its contrasts and findings, and its
 results reaching the report, on tiny files in the official CIFAR binary layout."""
+import dataclasses
 import json
 import os
 
@@ -64,9 +65,32 @@ def test_the_reduced_preset_plans_every_run_in_order_and_names_what_it_reuses(tm
   # T* students wait for the teachers; contrasts for the first seed: 2 seeds x (2 + 2 x 2).
   assert ('then 2 T* students (the hard teacher at the gamma of smoothed teachers 0.3,0.6'
           in proc.stdout)
-  assert 'then 12 contrast runs (the best T and the alpha 0 baseline' in proc.stdout
+  assert 'then 12 contrast runs still to train (of 12: the best T and the alpha 0' in proc.stdout
   assert 'total: about' in proc.stdout
   assert not os.path.exists(out / 'students_baseline')  # a dry run trains nothing
+
+
+def test_contrast_runs_that_have_finished_or_are_reused_are_not_planned_again(tmp_path):
+  """Two contrast seeds with one smoothed teacher plan 2 x (2 + 2) = 8 runs; a finished alpha 0
+  baseline of seed 1 (the reduced run's, reused by config) and a finished smoothed teacher's
+  student of seed 2 leave 6 (the best T's and T* students are never known before the grid)."""
+  grid = figure5.Grid(str(tmp_path / 'sweep'), [0.0, 0.3], [1.0], [0], [0],
+                      dict(dataset='cifar10'), teacher_steps=100, student_steps=50,
+                      teacher_outputs='cached')
+  assert figure5.contrasts_to_train(grid, [1, 2]) == 8
+  earlier = str(tmp_path / 'earlier_baseline')
+  _fake_finished_run(earlier, grid.run('student_baseline', 0.0, 1).config)
+  grid = dataclasses.replace(grid, reuse=figure5.reuse_index([earlier]))
+  assert grid.run('student_baseline', 0.0, 1).run_dir == earlier
+  assert figure5.contrasts_to_train(grid, [1, 2]) == 7
+  smoothed = grid.run('student_smoothed_teacher', 0.3, 2)
+  _fake_finished_run(smoothed.run_dir, smoothed.config)
+  assert figure5.contrasts_to_train(grid, [1, 2]) == 6
+  step_seconds = {'alexnet': 0.05}
+  (later,) = figure5.later_runs(dataclasses.replace(grid, matched={0.3: 2.0}), 1000,
+                                step_seconds, [1, 2], contrasts_known=False)
+  assert later[0].startswith('6 contrast runs still to train (of 8: ')
+  assert later[1] == pytest.approx(6 * 50 * 0.05, rel=1e-12)
 
 
 def test_the_sweep_eta_adds_the_runs_left_at_the_measured_step_times(tmp_path, monkeypatch):
