@@ -270,7 +270,6 @@ def later_runs(grid, num_train, step_seconds, contrast_seeds, contrasts_known):
     later.append((f'{count} contrast runs still to train (of '
                   f'{len(contrast_seeds) * contrasts_per_seed(grid)}: the best T and the alpha 0 '
                   'baseline, each smoothed teacher\'s student and its T* student, x seeds '
-                  f''
                   f'{",".join(map(str, contrast_seeds))})',
                   contrast_seconds(grid, num_train, step_seconds, count)))
   return later
