@@ -369,11 +369,11 @@ def cause_analysis_table(results_dir):
   and the replication's run: a setting changes the verdict when two rows that differ in it
   alone disagree."""
   rows = []
-  for _, where, result in _results(results_dir, [figure5.RESULT]):
+  for kind, where, result in _results(results_dir, [figure5.RESULT]):
     found = figure5.key_contrast_summary(result, os.path.join(results_dir, where))
     if not found:
       continue
-    link = f'[{where}]({_anchor(cifar10_distillation_section(results_dir, where, result)[0])})'
+    link = _section_link(results_dir, kind, where, result)
     teacher = (f'{found["teacher_steps"]:,} steps, {found["teacher_accuracy"]:.2f}%'
                if found['teacher_steps'] else '-')
     student = [link, teacher, f'{found["student_steps"]:,}']
@@ -451,6 +451,12 @@ def _anchor(title):
   return '#' + text.replace(' ', '-')
 
 
+def _section_link(results_dir, kind, where, result):
+  """A markdown link to a result's section below: its folder, pointing at its title."""
+  title = SECTIONS[kind][1](results_dir, where, result)[0]
+  return f'[{where}]({_anchor(title)})'
+
+
 def _note_phrase(results_dir, where, result):
   """The first bold phrase of the folder's NOTE.md: what the numbers are (data, schedule)."""
   note = next((line for line in _heading(results_dir, where, result, '')[2:3]
@@ -477,8 +483,8 @@ def claims_table(results_dir):
            *_table_head(['claim (paper)', 'our setting', 'verdict (test, precision)', 'section'])]
   superseded = []
   for kind, where, result in _results(results_dir, KINDS):
-    _, render, claims = SECTIONS[kind]
-    link = f'[{where}]({_anchor(render(results_dir, where, result)[0])})'
+    claims = SECTIONS[kind][2]
+    link = _section_link(results_dir, kind, where, result)
     phrase = _note_phrase(results_dir, where, result)
     if 'superseded' in phrase.lower():
       superseded.append(link)

@@ -345,36 +345,6 @@ def test_figure5_and_the_resnet_figure6_reach_the_report_from_a_tiny_run(tmp_pat
   assert f'**Partial: {len(groups)} of the {len(groups) + 1} planned runs' in partial.stdout
 
 
-def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
-  """Two Figure 5 sections and two Figure 6 records whose folders sort the reduced one
-  ('a_reduced', 16-step teachers) first: the report shows the longer schedule ('b_paper', 64
-  steps) first, in the claims table and in the sections."""
-  for name, steps in (('a_reduced', 16), ('b_paper', 64)):
-    out = str(tmp_path / name)
-    record = {'run_dir': '../teachers/alpha_0_seed_0', 'steps': [0, steps // 2, steps],
-              'mutual_information': [0.1, 1.5, 1.2]}
-    section_results.write(os.path.join(out, 'mi'), mi_record.FIGURE6, {
-        'model': 'resnet56', 'dataset': 'cifar10', 'classes': [0, 5], 'num_examples': 600,
-        'runs': {'alpha=0': record}}, PROVENANCE)
-    grid = figure5.Grid(out, [0.0, 0.3], [1.0], [0], [0], dict(dataset='cifar10'),
-                        teacher_steps=steps)
-    points = []
-    for alpha in grid.alphas:
-      run = grid.run('teacher', alpha, 0)
-      _fake_finished_run(run.run_dir, run.config)
-      points.append(figure5.point(run, {'metrics': {'validation': {
-          'accuracy': 0.9, 'num_examples': 10_000}}}, out))
-    section_results.write(out, figure5.RESULT, {'split': 'validation', 'points': points,
-                                                'summary': {}}, PROVENANCE)
-  text = report.build_report(str(tmp_path))
-  table, sections = text.split('## Sections')
-  for figure in ('| Figure 5', '| Figure 6'):
-    rows = [line for line in table.splitlines() if line.startswith(figure)]
-    assert len(rows) == 2 and '[b_paper' in rows[0] and '[a_reduced' in rows[1], rows
-  assert 0 < sections.index('(b_paper, validation') < sections.index('(a_reduced, validation')
-  assert 0 < sections.index('N = 600 (b_paper/mi)') < sections.index('N = 600 (a_reduced/mi)')
-
-
 def _sweep_result(out, teacher_steps, student_steps, accuracies):
   """A Figure 5 result of fake finished runs: `accuracies` maps (group, setting, seed) to the
   validation accuracy in %."""
@@ -390,6 +360,27 @@ def _sweep_result(out, teacher_steps, student_steps, accuracies):
         'accuracy': accuracy / 100, 'num_examples': 10_000}}}, out))
   section_results.write(out, figure5.RESULT, {'split': 'validation', 'points': points,
                                               'summary': {}}, PROVENANCE)
+
+
+def test_the_report_leads_with_the_longest_teacher_schedule(tmp_path):
+  """Two Figure 5 sections and two Figure 6 records whose folders sort the reduced one
+  ('a_reduced', 16-step teachers) first: the report shows the longer schedule ('b_paper', 64
+  steps) first, in the claims table and in the sections."""
+  for name, steps in (('a_reduced', 16), ('b_paper', 64)):
+    out = str(tmp_path / name)
+    record = {'run_dir': '../teachers/alpha_0_seed_0', 'steps': [0, steps // 2, steps],
+              'mutual_information': [0.1, 1.5, 1.2]}
+    section_results.write(os.path.join(out, 'mi'), mi_record.FIGURE6, {
+        'model': 'resnet56', 'dataset': 'cifar10', 'classes': [0, 5], 'num_examples': 600,
+        'runs': {'alpha=0': record}}, PROVENANCE)
+    _sweep_result(out, steps, None, {('teacher', 0.0, 0): 90.0, ('teacher', 0.3, 0): 90.0})
+  text = report.build_report(str(tmp_path))
+  table, sections = text.split('## Sections')
+  for figure in ('| Figure 5', '| Figure 6'):
+    rows = [line for line in table.splitlines() if line.startswith(figure)]
+    assert len(rows) == 2 and '[b_paper' in rows[0] and '[a_reduced' in rows[1], rows
+  assert 0 < sections.index('(b_paper, validation') < sections.index('(a_reduced, validation')
+  assert 0 < sections.index('N = 600 (b_paper/mi)') < sections.index('N = 600 (a_reduced/mi)')
 
 
 def test_the_cause_analysis_table_puts_each_results_key_contrast_beside_its_settings(tmp_path):
